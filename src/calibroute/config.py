@@ -1,0 +1,233 @@
+"""The portfolio: which models exist, what they cost, and how each task class is routed.
+
+A portfolio is a YAML file validated by pydantic. Errors name the file, the field,
+its line, and what was expected. ``load_portfolio(None)`` returns the built-in
+calibrated default shipped in ``calibroute/data/default_portfolio.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+TASK_CLASSES = ("SIMPLE", "REASONING", "OPEN_ENDED", "GENERAL")
+Effort = Literal["minimal", "low", "medium", "high"]
+EFFORT_ORDER: tuple[str, ...] = ("minimal", "low", "medium", "high")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReasoningControl(str, Enum):
+    """How a model's reasoning budget is set through its API."""
+
+    NONE = "none"  # no reasoning: only max tokens
+    REASONING_EFFORT = "reasoning_effort"  # OpenAI: reasoning_effort + max_completion_tokens
+    BUDGET_TOKENS = "budget_tokens"  # Anthropic: thinking={type: enabled, budget_tokens: N}
+    ENABLE_THINKING = "enable_thinking"  # Qwen3: chat_template_kwargs={enable_thinking: bool}
+    THINK_TAGS = "think_tags"  # thinks in <think>...</think>, no native budget: enforced on the stream
+
+
+class Budget(_Strict):
+    """One meaning of 'compute budget', translated per API by ``calibroute.budgets``."""
+
+    max_output_tokens: int = Field(gt=0, le=1_000_000, description="cap on all output tokens, thinking included")
+    thinking: bool = False
+    thinking_budget_tokens: int | None = Field(default=None, ge=0)
+    effort: Effort | None = None
+
+    @model_validator(mode="after")
+    def _thinking_fits(self) -> "Budget":
+        if self.thinking_budget_tokens is not None and self.thinking_budget_tokens >= self.max_output_tokens:
+            raise ValueError("thinking_budget_tokens must be below max_output_tokens")
+        return self
+
+    def describe(self) -> str:
+        parts = [f"max {self.max_output_tokens} tok"]
+        if not self.thinking:
+            parts.append("thinking off")
+        else:
+            if self.thinking_budget_tokens is not None:
+                parts.append(f"think {self.thinking_budget_tokens} tok")
+            if self.effort:
+                parts.append(f"effort {self.effort}")
+            if self.thinking_budget_tokens is None and not self.effort:
+                parts.append("thinking on")
+        return ", ".join(parts)
+
+
+class BackendSpec(_Strict):
+    """Where a model is served. API keys come from the environment, never from this file."""
+
+    base_url: str = Field(pattern=r"^https?://", description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    api_style: Literal["openai"] = "openai"
+    api_key_env: str | None = Field(default=None, description="name of the environment variable holding the key")
+    served_model: str | None = Field(default=None, description="model id at the backend, if not the model's name")
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=120.0, gt=0)
+    total_timeout_s: float = Field(default=600.0, gt=0)
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+class ModelSpec(_Strict):
+    name: str = Field(min_length=1)
+    backend: BackendSpec
+    input_usd_per_mtok: float = Field(ge=0)
+    output_usd_per_mtok: float = Field(ge=0)
+    total_params_b: float | None = Field(default=None, gt=0)
+    active_params_b: float | None = Field(default=None, gt=0, description="active parameters per token (MoE)")
+    context_window: int = Field(default=32768, gt=0)
+    reasoning: ReasoningControl = ReasoningControl.NONE
+
+    @model_validator(mode="after")
+    def _active_le_total(self) -> "ModelSpec":
+        if self.total_params_b and self.active_params_b and self.active_params_b > self.total_params_b:
+            raise ValueError("active_params_b cannot exceed total_params_b")
+        return self
+
+    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok) / 1e6
+
+
+class RouteSpec(_Strict):
+    """An ordered model list (first choice, then fallbacks) and the class's compute budget."""
+
+    models: list[str] = Field(min_length=1)
+    budget: Budget
+    escalate_to: str | None = Field(default=None, description="stronger model used when the cheaper one likely fails")
+    escalated_budget: Budget | None = None
+
+
+class Escalation(_Strict):
+    """When to escalate within a route, calibrated like RouteLLM's threshold.
+
+    Give ``strong_share`` (target fraction of requests sent to the stronger model) or an
+    explicit ``threshold`` on P(cheaper model suffices); escalation happens below it.
+    """
+
+    strong_share: float | None = Field(default=0.3, ge=0, le=1)
+    threshold: float | None = Field(default=None, ge=0, le=1)
+
+
+class RoutingSettings(_Strict):
+    min_confidence: float = Field(default=0.55, ge=0, le=1, description="below this, use the GENERAL route")
+    escalation: Escalation = Escalation()
+    classifier: str = "default"
+
+
+class Portfolio(_Strict):
+    models: list[ModelSpec] = Field(min_length=1)
+    routes: dict[Literal["SIMPLE", "REASONING", "OPEN_ENDED", "GENERAL"], RouteSpec]
+    aliases: dict[str, str] = Field(default_factory=dict, description="alias -> 'auto' or a task class name")
+    routing: RoutingSettings = RoutingSettings()
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> "Portfolio":
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate model names: {', '.join(dupes)}")
+        missing = [c for c in TASK_CLASSES if c not in self.routes]
+        if missing:
+            raise ValueError(f"routes missing for task classes: {', '.join(missing)}")
+        known = set(names)
+        for cls, route in self.routes.items():
+            for ref in [*route.models, *([route.escalate_to] if route.escalate_to else [])]:
+                if ref not in known:
+                    raise ValueError(f"route {cls} names unknown model {ref!r}; known: {', '.join(sorted(known))}")
+        for alias, target in self.aliases.items():
+            if alias in known:
+                raise ValueError(f"alias {alias!r} shadows a model name")
+            if target != "auto" and target not in TASK_CLASSES:
+                raise ValueError(f"alias {alias!r} -> {target!r}: expected 'auto' or one of {', '.join(TASK_CLASSES)}")
+        return self
+
+    def model(self, name: str) -> ModelSpec:
+        for spec in self.models:
+            if spec.name == name:
+                return spec
+        from .errors import UnknownModelError
+
+        raise UnknownModelError(name, [m.name for m in self.models])
+
+    @property
+    def largest_model(self) -> ModelSpec:
+        """The 'always the largest model' baseline: highest output price, then input price."""
+        return max(self.models, key=lambda m: (m.output_usd_per_mtok, m.input_usd_per_mtok))
+
+
+DEFAULT_PORTFOLIO = "default_portfolio.yaml"
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """Follow a pydantic error location through the YAML node tree to a 1-based line."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            nxt = node.value[key]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node, line = nxt, nxt.start_mark.line + 1
+    return line
+
+
+def parse_portfolio(text: str, source: str = "<string>") -> Portfolio:
+    """Parse and validate portfolio YAML; raise ConfigError naming source, field, line."""
+    try:
+        node = yaml.compose(text)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}{where}: invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with 'models' and 'routes' at the top level")
+    try:
+        return Portfolio.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(node, loc)
+        where = f":{line}" if line else ""
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{source}{where}: {field}: {msg}{more}") from None
+
+
+def load_portfolio(path: str | os.PathLike[str] | None = None) -> Portfolio:
+    """Load a portfolio file, or the built-in default when ``path`` is None."""
+    if path is None:
+        text = resources.files("calibroute.data").joinpath(DEFAULT_PORTFOLIO).read_text("utf-8")
+        return parse_portfolio(text, f"<built-in {DEFAULT_PORTFOLIO}>")
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    return parse_portfolio(text, str(p))
+
+
+def portfolio_from_env() -> Portfolio:
+    """The portfolio named by $CALIBROUTE_CONFIG, or the built-in default."""
+    return load_portfolio(os.environ.get("CALIBROUTE_CONFIG") or None)

@@ -1,0 +1,91 @@
+"""The routing rules: classification + difficulty + portfolio + hints -> Decision. Pure, no I/O."""
+
+from __future__ import annotations
+
+from .config import EFFORT_ORDER, Budget, Portfolio
+from .types import Classification, Decision, Hints, TaskClass
+
+
+def cap_budget(budget: Budget, max_output_tokens: int | None, effort: str | None) -> Budget:
+    """Apply a client's own caps: they may lower the routed budget, never raise it."""
+    update: dict[str, object] = {}
+    if max_output_tokens is not None and max_output_tokens < budget.max_output_tokens:
+        update["max_output_tokens"] = max_output_tokens
+        if budget.thinking_budget_tokens is not None and budget.thinking_budget_tokens >= max_output_tokens:
+            update["thinking_budget_tokens"] = max_output_tokens // 2 if budget.thinking else None
+    if effort is not None and effort in EFFORT_ORDER:
+        if budget.effort is None or EFFORT_ORDER.index(effort) < EFFORT_ORDER.index(budget.effort):
+            update["effort"] = effort
+    return budget.model_copy(update=update) if update else budget
+
+
+def decide(
+    portfolio: Portfolio,
+    classification: Classification | None,
+    p_weak: float | None,
+    threshold: float | None,
+    input_tokens: int,
+    hints: Hints = Hints(),
+) -> Decision:
+    """Apply the rules in a fixed order; the first that fires is named in ``Decision.rule``.
+
+    1. explicit_model: the caller named a configured model -> pass through with the GENERAL budget
+       (or the caller's budget).
+    2. hint_class: the caller gave the task class (e.g. a ``domain`` hint) -> skip the classifier.
+    3. low_confidence: classifier confidence below ``routing.min_confidence`` -> GENERAL, the safe route.
+    4. escalated: P(cheaper model suffices) below the calibrated threshold -> the route's stronger model.
+    5. classified: the route's first model with the route's budget.
+    """
+    scores = dict(classification.scores) if classification else {}
+    confidence = classification.confidence if classification else 1.0
+
+    if hints.model is not None:
+        spec = portfolio.model(hints.model)
+        task_class = hints.task_class or (classification.task_class if classification else TaskClass.GENERAL)
+        budget = hints.budget or portfolio.routes[task_class.value].budget
+        rule, reason = "explicit_model", f"caller asked for {spec.name}"
+        model, fallbacks = spec.name, []
+    else:
+        if hints.task_class is not None:
+            task_class, rule = hints.task_class, "hint_class"
+            reason = f"caller hinted task class {task_class.value}"
+        elif classification is None:
+            task_class, rule, reason = TaskClass.GENERAL, "low_confidence", "no classification: safe route"
+        elif classification.confidence < portfolio.routing.min_confidence:
+            task_class, rule = TaskClass.GENERAL, "low_confidence"
+            reason = (
+                f"classifier said {classification.task_class.value} with confidence "
+                f"{classification.confidence:.2f} < {portfolio.routing.min_confidence:.2f}: safe route GENERAL"
+            )
+        else:
+            task_class, rule = classification.task_class, "classified"
+            reason = f"classified {task_class.value} with confidence {classification.confidence:.2f}"
+        route = portfolio.routes[task_class.value]
+        model, fallbacks, budget = route.models[0], list(route.models[1:]), route.budget
+        if route.escalate_to and p_weak is not None and threshold is not None and p_weak < threshold:
+            model = route.escalate_to
+            fallbacks = [m for m in route.models if m != model]
+            budget = route.escalated_budget or route.budget
+            rule = "escalated"
+            reason += f"; P(cheaper model suffices)={p_weak:.2f} < {threshold:.2f}: escalated to {model}"
+        elif p_weak is not None and threshold is not None:
+            reason += f"; P(cheaper model suffices)={p_weak:.2f} >= {threshold:.2f}"
+        if hints.budget is not None:
+            budget = hints.budget
+            reason += "; caller's explicit budget"
+
+    budget = cap_budget(budget, hints.max_output_tokens, hints.effort)
+    cost = portfolio.model(model).cost_usd(input_tokens, budget.max_output_tokens)
+    return Decision(
+        task_class=task_class,
+        confidence=round(confidence, 4),
+        difficulty=None if p_weak is None else round(p_weak, 4),
+        model=model,
+        fallbacks=fallbacks,
+        budget=budget,
+        estimated_cost_usd=round(cost, 8),
+        rule=rule,
+        reason=reason,
+        scores={k: round(v, 4) for k, v in scores.items()},
+        input_tokens_est=input_tokens,
+    )

@@ -1,0 +1,94 @@
+"""The Router: prompt or chat messages in, a Decision out. Deterministic and in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .classify import load_classifier, load_difficulty
+from .classify.base import Classifier, DifficultyEstimator
+from .config import Portfolio, load_portfolio
+from .errors import InputError
+from .policy import decide
+from .types import Decision, Hints
+
+# The classifier sees at most this much text: the head carries the instruction, the tail the question.
+CLASSIFY_HEAD_CHARS = 6000
+CLASSIFY_TAIL_CHARS = 2000
+CHARS_PER_TOKEN = 4  # cost estimates only; the gateway bills real usage
+
+
+def messages_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The text to classify from chat messages: the last user turn (plus system text if no user turn)."""
+    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)) or not messages:
+        raise InputError("messages must be a non-empty list of {role, content} objects")
+    texts: dict[str, list[str]] = {}
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, Mapping) or "role" not in msg:
+            raise InputError(f"messages[{i}] must be an object with a 'role'")
+        content = msg.get("content")
+        if content is None:
+            part = ""
+        elif isinstance(content, str):
+            part = content
+        elif isinstance(content, list):
+            part = " ".join(
+                str(p.get("text", "")) for p in content if isinstance(p, Mapping) and p.get("type") == "text"
+            )
+        else:
+            raise InputError(f"messages[{i}].content must be a string or a list of content parts")
+        texts.setdefault(str(msg["role"]), []).append(part)
+    users = texts.get("user")
+    return users[-1] if users else "\n".join(texts.get("system", []) + texts.get("developer", []))
+
+
+def clip_for_classifier(text: str) -> str:
+    if len(text) <= CLASSIFY_HEAD_CHARS + CLASSIFY_TAIL_CHARS:
+        return text
+    return text[:CLASSIFY_HEAD_CHARS] + "\n" + text[-CLASSIFY_TAIL_CHARS:]
+
+
+class Router:
+    """Holds a portfolio and its estimators; ``decide`` is cheap enough for the request path."""
+
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        classifier: Classifier | None = None,
+        difficulty: DifficultyEstimator | None = None,
+    ) -> None:
+        self.portfolio = portfolio
+        self.classifier = classifier if classifier is not None else load_classifier(portfolio.routing.classifier)
+        self.difficulty = difficulty if difficulty is not None else load_difficulty()
+        esc = portfolio.routing.escalation
+        if esc.threshold is not None:
+            self.threshold: float | None = esc.threshold
+        elif esc.strong_share is not None:
+            self.threshold = self.difficulty.threshold_for_share(esc.strong_share)
+        else:
+            self.threshold = None
+
+    @classmethod
+    def from_config(cls, path: str | None = None) -> "Router":
+        return cls(load_portfolio(path))
+
+    def decide(
+        self,
+        prompt: str | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        hints: Hints = Hints(),
+    ) -> Decision:
+        if (prompt is None) == (messages is None):
+            raise InputError("give exactly one of prompt or messages")
+        if prompt is not None and not isinstance(prompt, str):
+            raise InputError("prompt must be a string")
+        text = prompt if prompt is not None else messages_text(messages)  # type: ignore[arg-type]
+        if not text.strip():
+            raise InputError("empty prompt: nothing to route")
+        input_tokens = max(1, len(text) // CHARS_PER_TOKEN)
+        if hints.model is not None and hints.task_class is None:
+            self.portfolio.model(hints.model)  # unknown model fails before any work
+        clipped = clip_for_classifier(text)
+        classification = None if hints.task_class is not None else self.classifier.classify(clipped)
+        p_weak = self.difficulty.p_weak_suffices(clipped)
+        return decide(self.portfolio, classification, p_weak, self.threshold, input_tokens, hints)
