@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from calibroute.config import Budget, load_portfolio, parse_portfolio
+from calibroute.errors import ConfigError, UnknownModelError
+
+DEFAULT = Path(__file__).parents[1] / "src/calibroute/data/default_portfolio.yaml"
+
+
+def default_data() -> dict:
+    return yaml.safe_load(DEFAULT.read_text())
+
+
+def test_builtin_default_implements_the_calibrated_strategy():
+    p = load_portfolio()
+    simple, reasoning = p.routes["SIMPLE"], p.routes["REASONING"]
+    open_ended, general = p.routes["OPEN_ENDED"], p.routes["GENERAL"]
+    assert not simple.budget.thinking and simple.budget.max_output_tokens <= 1024
+    assert reasoning.budget.thinking and (reasoning.budget.thinking_budget_tokens or 0) >= 8000
+    assert not open_ended.budget.thinking or (open_ended.budget.thinking_budget_tokens or 0) <= 1024
+    general_model = p.model(general.models[0])
+    assert general_model.active_params_b < general_model.total_params_b  # a MoE
+    assert p.model(simple.models[0]).output_usd_per_mtok < p.model(reasoning.models[0]).output_usd_per_mtok
+
+
+def test_error_names_file_field_and_line(tmp_path):
+    text = DEFAULT.read_text().replace("output_usd_per_mtok: 0.30", "output_usd_per_mtok: -1", 1)
+    f = tmp_path / "p.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_portfolio(f)
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if "-1" in l)
+    assert f"{f}:{line}: models.1.output_usd_per_mtok" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda d: d["routes"]["SIMPLE"].update(models=["nope"]), "unknown model 'nope'"),
+        (lambda d: d["routes"].pop("GENERAL"), "routes missing for task classes: GENERAL"),
+        (lambda d: d["models"].append(dict(d["models"][0])), "duplicate model names: qwen3-4b"),
+        (lambda d: d["models"][0].update(colour="red"), "models.0.colour: Extra inputs are not permitted"),
+        (lambda d: d["models"][0]["backend"].update(base_url="ftp://x"), "models.0.backend.base_url"),
+        (lambda d: d["aliases"].update(fast="QUICK"), "alias 'fast' -> 'QUICK'"),
+        (lambda d: d["routes"]["SIMPLE"]["budget"].update(thinking_budget_tokens=600), "thinking_budget_tokens must be below"),
+    ],
+)
+def test_invalid_portfolios_are_rejected_with_a_reason(mutate, expected):
+    data = default_data()
+    mutate(data)
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        parse_portfolio(yaml.safe_dump(data), "p.yaml")
+
+
+@pytest.mark.parametrize("text", ["", "- a\n- b\n", "models: [\n", "\x00"])
+def test_non_mapping_or_broken_yaml_is_a_config_error(text):
+    with pytest.raises(ConfigError, match=r"^p.yaml"):
+        parse_portfolio(text, "p.yaml")
+
+
+def test_non_utf8_and_missing_files_are_config_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"models: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_portfolio(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_portfolio(tmp_path / "missing.yaml")
+
+
+def test_unknown_model_lookup_lists_known_names():
+    with pytest.raises(UnknownModelError, match="known: gpt-5, gpt-oss-120b"):
+        load_portfolio().model("gpt-9")
+
+
+def test_budget_describe_and_cost():
+    assert Budget(max_output_tokens=512).describe() == "max 512 tok, thinking off"
+    spec = load_portfolio().model("gpt-5")
+    assert spec.cost_usd(1_000_000, 1_000_000) == pytest.approx(11.25)
+    monkey_env = "OPENAI_API_KEY"
+    assert spec.backend.api_key_env == monkey_env

@@ -1,0 +1,69 @@
+import pytest
+
+from calibroute.config import Budget, load_portfolio
+from calibroute.errors import UnknownModelError
+from calibroute.policy import cap_budget, decide
+from calibroute.types import Classification, Hints, TaskClass
+
+PORTFOLIO = load_portfolio()
+
+
+def cls(task: TaskClass, conf: float) -> Classification:
+    return Classification(task, conf, {task.value: conf})
+
+
+def test_confident_class_takes_its_route_first_model_and_budget():
+    d = decide(PORTFOLIO, cls(TaskClass.REASONING, 0.95), p_weak=0.9, threshold=0.3, input_tokens=100)
+    route = PORTFOLIO.routes["REASONING"]
+    assert (d.model, d.fallbacks, d.budget, d.rule) == (route.models[0], route.models[1:], route.budget, "classified")
+
+
+def test_low_confidence_falls_back_to_general_not_a_guess():
+    d = decide(PORTFOLIO, cls(TaskClass.SIMPLE, 0.4), p_weak=0.9, threshold=0.3, input_tokens=100)
+    assert d.task_class is TaskClass.GENERAL and d.rule == "low_confidence"
+    assert d.model == PORTFOLIO.routes["GENERAL"].models[0]
+
+
+def test_escalates_when_cheaper_model_unlikely_to_suffice():
+    d = decide(PORTFOLIO, cls(TaskClass.REASONING, 0.95), p_weak=0.1, threshold=0.3, input_tokens=100)
+    route = PORTFOLIO.routes["REASONING"]
+    assert d.model == route.escalate_to and d.rule == "escalated"
+    assert d.budget == route.escalated_budget
+    assert route.models[0] in d.fallbacks
+
+
+def test_no_escalation_at_or_above_threshold():
+    d = decide(PORTFOLIO, cls(TaskClass.SIMPLE, 0.95), p_weak=0.3, threshold=0.3, input_tokens=10)
+    assert d.model == PORTFOLIO.routes["SIMPLE"].models[0]
+
+
+def test_explicit_model_passes_through_without_fallbacks():
+    d = decide(PORTFOLIO, cls(TaskClass.SIMPLE, 0.95), 0.9, 0.3, 10, Hints(model="gpt-5"))
+    assert (d.model, d.fallbacks, d.rule) == ("gpt-5", [], "explicit_model")
+
+
+def test_explicit_unknown_model_is_rejected():
+    with pytest.raises(UnknownModelError):
+        decide(PORTFOLIO, cls(TaskClass.SIMPLE, 0.95), 0.9, 0.3, 10, Hints(model="gpt-9"))
+
+
+def test_class_hint_overrides_classifier_and_explicit_budget_overrides_route():
+    budget = Budget(max_output_tokens=77)
+    d = decide(PORTFOLIO, cls(TaskClass.SIMPLE, 0.99), 0.9, 0.3, 10, Hints(task_class=TaskClass.OPEN_ENDED, budget=budget))
+    assert d.task_class is TaskClass.OPEN_ENDED and d.rule == "hint_class" and d.budget == budget
+
+
+@pytest.mark.parametrize(
+    "cap_tokens, cap_effort, expected_max, expected_effort",
+    [(None, None, 16384, "high"), (1000, None, 1000, "high"), (100000, None, 16384, "high"), (None, "low", 16384, "low")],
+)
+def test_client_caps_only_lower_the_budget(cap_tokens, cap_effort, expected_max, expected_effort):
+    b = cap_budget(PORTFOLIO.routes["REASONING"].budget, cap_tokens, cap_effort)
+    assert (b.max_output_tokens, b.effort) == (expected_max, expected_effort)
+    assert b.thinking_budget_tokens is None or b.thinking_budget_tokens < b.max_output_tokens
+
+
+def test_estimated_cost_uses_the_chosen_models_prices():
+    d = decide(PORTFOLIO, cls(TaskClass.SIMPLE, 0.95), 0.9, 0.3, input_tokens=1000)
+    spec = PORTFOLIO.model(d.model)
+    assert d.estimated_cost_usd == pytest.approx(spec.cost_usd(1000, d.budget.max_output_tokens))

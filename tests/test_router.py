@@ -1,0 +1,75 @@
+import pytest
+
+from calibroute import Hints, Router, TaskClass, load_portfolio
+from calibroute.errors import InputError
+from calibroute.router import CLASSIFY_HEAD_CHARS, clip_for_classifier, messages_text
+from stubs import KeywordClassifier, LengthDifficulty
+
+
+@pytest.fixture
+def router() -> Router:
+    return Router(load_portfolio(), classifier=KeywordClassifier(), difficulty=LengthDifficulty())
+
+
+def test_threshold_is_calibrated_from_the_target_strong_share(router):
+    assert router.threshold == pytest.approx(0.3)  # LengthDifficulty maps share -> threshold 1:1
+
+
+def test_decide_prompt_and_messages_agree(router):
+    by_prompt = router.decide(prompt="Write a poem about rain")
+    by_messages = router.decide(
+        messages=[{"role": "system", "content": "be nice"}, {"role": "user", "content": "Write a poem about rain"}]
+    )
+    assert by_prompt == by_messages
+    assert by_prompt.task_class is TaskClass.OPEN_ENDED
+
+
+def test_decisions_are_deterministic(router):
+    prompts = ["Prove that there are infinitely many primes", "hello there", "Summarize: " + "x " * 500]
+    assert [router.decide(prompt=p) for p in prompts] == [router.decide(prompt=p) for p in prompts]
+
+
+def test_hard_prompt_escalates_within_its_route(router):
+    d = router.decide(prompt="Prove this hard lemma")
+    assert d.rule == "escalated" and d.model == router.portfolio.routes["REASONING"].escalate_to
+
+
+def test_content_parts_are_read_as_text(router):
+    msgs = [{"role": "user", "content": [{"type": "text", "text": "write a story"}, {"type": "image_url"}]}]
+    assert router.decide(messages=msgs).task_class is TaskClass.OPEN_ENDED
+
+
+def test_domain_hint_skips_the_classifier(router):
+    d = router.decide(prompt="hello there", hints=Hints(task_class=TaskClass.REASONING))
+    assert d.task_class is TaskClass.REASONING and d.rule == "hint_class"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"prompt": "   "}, "empty prompt"),
+        ({"prompt": 42}, "prompt must be a string"),
+        ({}, "exactly one of"),
+        ({"messages": []}, "non-empty list"),
+        ({"messages": [{"content": "hi"}]}, "must be an object with a 'role'"),
+        ({"messages": [{"role": "user", "content": 5}]}, "content must be a string"),
+        ({"messages": "hi"}, "non-empty list"),
+    ],
+)
+def test_bad_input_is_an_input_error(router, kwargs, message):
+    with pytest.raises(InputError, match=message):
+        router.decide(**kwargs)
+
+
+def test_one_megabyte_prompt_is_routed_on_a_clipped_view(router):
+    huge = "Summarize the following report. " + "lorem ipsum " * 90_000
+    assert len(huge) > 1_000_000
+    d = router.decide(prompt=huge)
+    assert d.input_tokens_est > 200_000 and d.task_class is TaskClass.SIMPLE
+    assert len(clip_for_classifier(huge)) < CLASSIFY_HEAD_CHARS + 3000
+
+
+def test_messages_text_prefers_the_last_user_turn():
+    msgs = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "x"}, {"role": "user", "content": "last"}]
+    assert messages_text(msgs) == "last"
+    assert messages_text([{"role": "system", "content": "only system"}]) == "only system"
