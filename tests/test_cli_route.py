@@ -92,3 +92,10 @@ def test_config_naming_unknown_model_fails_check(tmp_path):
 def test_config_show_prints_effective_yaml():
     result = runner.invoke(app, ["config", "show"])
     assert result.exit_code == 0 and "min_confidence: 0.55" in result.output
+
+
+def test_demo_routes_the_samples_and_reports_savings():
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "REASONING" in result.output and "OPEN_ENDED" in result.output
+    assert "less)" in result.output
