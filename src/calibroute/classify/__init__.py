@@ -13,7 +13,12 @@ from ..errors import ArtifactError
 from .base import Classifier, DifficultyEstimator
 
 # name -> "module:factory"; factories take no arguments and load shipped artifacts.
-CLASSIFIERS: dict[str, str] = {}
+CLASSIFIERS: dict[str, str] = {
+    "default": ".linear:default",
+    "lexical": ".linear:lexical",
+    "embedding": ".linear:embedding",
+    "combined": ".linear:combined",
+}
 DIFFICULTY: dict[str, str] = {}
 
 
