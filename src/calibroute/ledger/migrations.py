@@ -1,0 +1,58 @@
+"""Named, append-only schema migrations, each recorded once in ``calibroute_migrations``.
+
+As in simonw/llm's ``migrations.py``: a migration is a function decorated with
+``@migration``; its name is its identity, so never rename or edit one that has shipped,
+only append new ones. ``m001_initial`` creates the tables from ``tables.py``. A later
+change to a table in ``tables.py`` needs a new migration that applies it to existing
+databases and does nothing where the column is already there (fresh databases get it
+from ``m001_initial``); ``add_column_if_missing`` does that for new columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Column, Connection, inspect, select
+
+from . import tables
+from .base import utcnow
+
+Migration = Callable[[Connection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_initial(conn: Connection) -> None:
+    tables.requests.create(conn, checkfirst=True)
+    tables.api_keys.create(conn, checkfirst=True)
+
+
+def add_column_if_missing(conn: Connection, table: str, column: Column[object]) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` unless the column exists (for future migrations)."""
+    if column.name in {c["name"] for c in inspect(conn).get_columns(table)}:
+        return
+    ddl = column.type.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{column.name}" {ddl}')
+
+
+def migrate(conn: Connection) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now."""
+    tables.migrations.create(conn, checkfirst=True)
+    done = set(conn.execute(select(tables.migrations.c.name)).scalars())
+    applied = []
+    for fn in MIGRATIONS:
+        if fn.__name__ in done:
+            continue
+        fn(conn)
+        conn.execute(tables.migrations.insert().values(name=fn.__name__, applied_at=utcnow()))
+        applied.append(fn.__name__)
+    return applied
+
+
+def applied_migrations(conn: Connection) -> list[str]:
+    return list(conn.execute(select(tables.migrations.c.name).order_by(tables.migrations.c.name)).scalars())

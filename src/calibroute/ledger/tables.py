@@ -1,0 +1,77 @@
+"""The ledger's current schema as SQLAlchemy Core tables (SQLite and PostgreSQL alike).
+
+Times are stored in UTC. SQLite has no time-zone type, so every datetime is converted
+to UTC before it is written or compared (``as_utc``); text comparison then orders correctly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("api_key_id", String(32), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("http_status", Integer, nullable=False),
+    Column("task_class", String(16), nullable=True),
+    Column("model", String(200), nullable=True),
+    Column("route_rule", String(32), nullable=True),
+    Column("budget", String(200), nullable=True),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("reasoning_tokens", Integer, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("baseline_cost_usd", Float, nullable=False, default=0.0),
+    Column("latency_ms", Float, nullable=False, default=0.0),
+    Column("fallback_path", Text, nullable=False, default="[]"),  # JSON list of model names
+    Column("stream", Boolean, nullable=False, default=False),
+    Column("error", Text, nullable=True),
+    Column("prompt", Text, nullable=True),  # only with store_prompts
+    Index("ix_requests_created_at", "created_at"),
+    Index("ix_requests_api_key_id", "api_key_id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex of the token
+    Column("spend_limit_usd", Float, nullable=True),
+    Column("spent_usd", Float, nullable=False, default=0.0),  # running total, updated with each batch
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+migrations = Table(
+    "calibroute_migrations",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Aware UTC datetime; a naive value is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
