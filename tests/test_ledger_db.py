@@ -127,3 +127,25 @@ def test_report_mode_refuses_to_create_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no ledger at"):
         open_ledger(tmp_path / "missing.db", must_exist=True)
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_processes_opening_a_new_ledger_together_all_succeed(ledger_url: str) -> None:
+    import threading
+
+    start, errors = threading.Barrier(8), []
+
+    def open_once() -> None:  # each has its own engine and connections, like a separate process
+        start.wait()
+        try:
+            open_ledger(ledger_url).close()
+        except ConfigError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=open_once) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    with open_ledger(ledger_url) as ledger, ledger.engine.connect() as conn:
+        assert applied_migrations(conn) == ["m001_initial"]

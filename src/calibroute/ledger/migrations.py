@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Column, Connection, inspect, select
+from sqlalchemy import Column, Connection, Engine, inspect, select, text
 
 from . import tables
 from .base import utcnow
 
 Migration = Callable[[Connection], None]
+PG_LOCK_KEY = 0x63616C6962  # "calib": the advisory lock that serialises migrations on PostgreSQL
 MIGRATIONS: list[Migration] = []
 
 
@@ -56,3 +57,24 @@ def migrate(conn: Connection) -> list[str]:
 
 def applied_migrations(conn: Connection) -> list[str]:
     return list(conn.execute(select(tables.migrations.c.name).order_by(tables.migrations.c.name)).scalars())
+
+
+def migrate_engine(engine: Engine) -> list[str]:
+    """``migrate`` under a database-wide lock, so processes opening a new ledger together
+    (several gateway workers, a gateway and the CLI) neither collide nor apply twice."""
+    if engine.dialect.name == "sqlite":
+        # BEGIN IMMEDIATE takes SQLite's write lock up front (waiting out the busy timeout);
+        # the driver's own transaction handling is switched off so it cannot interfere.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                applied = migrate(conn)
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
+            return applied
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+        return migrate(conn)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from ..errors import ConfigError
 from . import tables
 from .base import LedgerRow
-from .migrations import migrate
+from .migrations import migrate_engine
 
 DEFAULT_LEDGER = "calibroute-ledger.db"
 ENV_VAR = "CALIBROUTE_LEDGER"
@@ -54,10 +54,10 @@ def describe(url: URL) -> str:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets readers (key lookups, reports) run while the writer thread commits.
+    # The busy timeout (30 s) comes from the driver's ``timeout`` connect argument.
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
     cur.close()
 
 
@@ -81,8 +81,7 @@ def make_engine(url: URL, *, must_exist: bool = False) -> Engine:
         hint = " (install calibroute[postgres])" if url.get_backend_name() == "postgresql" else ""
         raise ConfigError(f"ledger {where}: database driver not available: {exc}{hint}") from None
     try:
-        with engine.begin() as conn:
-            migrate(conn)
+        migrate_engine(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
         raise ConfigError(f"ledger {where}: cannot open: {_first_line(exc)}") from None
