@@ -1,0 +1,152 @@
+"""Training without peeking: folds, and out-of-fold predictions of every learned strategy.
+
+A dataset with its own train/test split trains on train and evaluates on test; otherwise
+k-fold cross-fitting (prompts with identical text share a fold) predicts every prompt with a
+model that never saw it. ``--router pretrained`` uses calibroute's shipped estimators as they
+are; ``--router cv`` fits the difficulty estimator on the training folds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ArtifactError
+from .baselines import knn_predict, mf_predict
+from .outcomes import OutcomeSet
+from .strategies import default_pair
+
+Batch = Callable[[list[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Folds:
+    """Index arrays into the OutcomeSet: the evaluated rows, and (train, test) pairs covering them."""
+
+    eval_rows: np.ndarray
+    pairs: list[tuple[np.ndarray, np.ndarray]]  # test indices are positions in eval_rows
+    description: str
+
+
+def make_folds(out: OutcomeSet, n_folds: int = 5, seed: int = 0) -> Folds:
+    if out.split is not None and (out.split == "test").any() and (out.split == "train").any():
+        train, test = np.flatnonzero(out.split == "train"), np.flatnonzero(out.split == "test")
+        return Folds(test, [(train, np.arange(len(test)))], "the dataset's own train/test split")
+    keys = np.unique(np.array(out.prompts, dtype=object), return_inverse=True)[1]
+    rng = np.random.default_rng(seed)
+    fold_of_group = rng.permutation(keys.max() + 1) % n_folds
+    fold = fold_of_group[keys]
+    rows = np.arange(out.n_prompts)
+    pairs = [(rows[fold != f], rows[fold == f]) for f in range(n_folds)]
+    return Folds(rows, pairs, f"{n_folds}-fold cross-fitting (identical prompts share a fold)")
+
+
+@dataclass(frozen=True)
+class CalibrouteEstimators:
+    """The router core's estimators, as batch functions (swappable for tests)."""
+
+    classify: Batch  # texts -> task class names
+    pretrained: Batch | None  # texts -> P(weak suffices), shipped estimator
+    fit: Callable[[list[str], np.ndarray], Batch] | None  # (texts, labels) -> trained batch estimator
+
+
+def _batch_of(est: object) -> Batch:
+    many = getattr(est, "p_weak_suffices_batch", None)
+    if callable(many):
+        return lambda texts: np.asarray(many(texts), dtype=np.float64)
+    one = getattr(est, "p_weak_suffices")
+    return lambda texts: np.array([one(t) for t in texts], dtype=np.float64)
+
+
+def default_estimators() -> CalibrouteEstimators:
+    """Resolve calibroute's shipped classifier and difficulty estimator (lazily, by name)."""
+    from .. import classify as cl
+
+    clf = cl.load_classifier()
+
+    def classify(texts: list[str]) -> np.ndarray:
+        many = getattr(clf, "classify_batch", None)
+        results = many(texts) if callable(many) else [clf.classify(t) for t in texts]
+        return np.array([r.task_class.value for r in results])
+
+    try:
+        pretrained: Batch | None = _batch_of(cl.load_difficulty())
+    except (ArtifactError, ImportError, AttributeError):
+        pretrained = None
+    try:
+        from ..classify.difficulty import fit_difficulty  # type: ignore[import-not-found,unused-ignore]
+
+        def fit(texts: list[str], labels: np.ndarray) -> Batch:
+            return _batch_of(fit_difficulty(texts, labels))
+    except ImportError:
+        fit = None  # type: ignore[assignment]
+    return CalibrouteEstimators(classify, pretrained, fit)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Out-of-fold predictions for the evaluated rows (length E, or E x M)."""
+
+    knn: np.ndarray
+    mf: np.ndarray
+    p_weak: np.ndarray | None
+    weak_of: np.ndarray
+    strong_of: np.ndarray
+    expected_cost: np.ndarray  # E x M: each row's cost estimate (training mean per model)
+
+
+def class_pairs(out: OutcomeSet, rows: np.ndarray, classes: np.ndarray, min_rows: int = 30) -> dict[str, tuple[int, int]]:
+    """Per task class, the (strong, weak) route pair chosen on training rows only."""
+    pairs = {}
+    for cls in np.unique(classes[rows]):
+        sel = rows[classes[rows] == cls]
+        if len(sel) >= min_rows:
+            pairs[str(cls)] = default_pair(np.nanmean(out.costs[sel], 0), np.nanmean(out.scores[sel], 0))
+    return pairs
+
+
+def predict_all(
+    out: OutcomeSet,
+    folds: Folds,
+    emb: np.ndarray,
+    mode: str,
+    pair: tuple[int, int],
+    estimators: CalibrouteEstimators | None,
+    tick: Callable[[str], None] = lambda _: None,
+) -> Predictions:
+    """Fit every learned strategy on each training fold and predict its test rows."""
+    e, m = len(folds.eval_rows), len(out.models)
+    knn, mf, exp_cost = np.zeros((e, m)), np.zeros((e, m)), np.zeros((e, m))
+    p_weak = np.zeros(e) if estimators is not None else None
+    weak_of, strong_of = np.full(e, pair[1]), np.full(e, pair[0])
+    classes = estimators.classify(list(out.prompts)) if estimators is not None else np.array(["GENERAL"] * out.n_prompts)
+    tick("classify")
+    if estimators is not None and mode == "pretrained":
+        if estimators.pretrained is None:
+            raise ArtifactError("no shipped difficulty estimator (calibroute.classify.load_difficulty) yet; try --router cv")
+        assert p_weak is not None
+        p_weak[:] = estimators.pretrained([out.prompts[i] for i in folds.eval_rows])
+    for train, test in folds.pairs:
+        rows = folds.eval_rows[test]
+        y = out.scores[train]
+        knn[test] = knn_predict(emb[train], y, emb[rows])
+        mf[test] = mf_predict(emb[train], y, emb[rows])
+        exp_cost[test] = np.nanmean(out.costs[train], axis=0)
+        if estimators is not None and mode == "cv":
+            if estimators.fit is None:
+                raise ArtifactError("calibroute.classify.difficulty.fit_difficulty is not available; try --router pretrained")
+            cp = class_pairs(out, train, classes) if m > 2 else {}
+            s_tr = np.array([cp.get(str(c), pair)[0] for c in classes[train]])
+            w_tr = np.array([cp.get(str(c), pair)[1] for c in classes[train]])
+            labels = (out.scores[train, w_tr] >= out.scores[train, s_tr]).astype(np.int64)
+            model = estimators.fit([out.prompts[i] for i in train], labels)
+            assert p_weak is not None
+            p_weak[test] = model([out.prompts[i] for i in rows])
+            strong_of[test] = [cp.get(str(c), pair)[0] for c in classes[rows]]
+            weak_of[test] = [cp.get(str(c), pair)[1] for c in classes[rows]]
+        tick("fold")
+    return Predictions(knn, mf, p_weak, weak_of, strong_of, exp_cost)
+
+
