@@ -17,7 +17,6 @@ CLASSIFIERS: dict[str, str] = {
     "default": ".linear:default",
     "lexical": ".linear:lexical",
     "embedding": ".linear:embedding",
-    "combined": ".linear:combined",
 }
 DIFFICULTY: dict[str, str] = {}
 

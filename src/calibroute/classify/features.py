@@ -90,9 +90,15 @@ class HashedFeaturizer:
     n_buckets: int = 1 << 18
     char_ngrams: tuple[int, ...] = (3, 4, 5)
     word_bigrams: bool = True
+    edge_words: int = 0  # also mark the first/last N words: where the instruction usually sits
 
     def config(self) -> dict[str, object]:
-        return {"n_buckets": self.n_buckets, "char_ngrams": list(self.char_ngrams), "word_bigrams": self.word_bigrams}
+        return {
+            "n_buckets": self.n_buckets,
+            "char_ngrams": list(self.char_ngrams),
+            "word_bigrams": self.word_bigrams,
+            "edge_words": self.edge_words,
+        }
 
     @classmethod
     def from_config(cls, cfg: dict[str, object]) -> "HashedFeaturizer":
@@ -102,6 +108,7 @@ class HashedFeaturizer:
             n_buckets=int(cfg.get("n_buckets", 1 << 18)),  # type: ignore[call-overload]
             char_ngrams=tuple(int(n) for n in ngrams),
             word_bigrams=bool(cfg.get("word_bigrams", True)),
+            edge_words=int(cfg.get("edge_words", 0)),  # type: ignore[call-overload]
         )
 
     def sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -114,6 +121,11 @@ class HashedFeaturizer:
             parts.append(_mix(wh, 1))
             if self.word_bigrams and len(words) > 1:
                 parts.append(_mix(wh[:-1] * _PRIME + wh[1:], 2))
+            if self.edge_words:
+                k = min(self.edge_words, len(words))
+                parts.append(_mix(wh[:k], 4))
+                parts.append(_mix(wh[-k:], 5))
+                parts.append(_mix(wh[: k - 1] * _PRIME + wh[1:k], 6))
         padded = " " + " ".join(words) + " "
         data = np.frombuffer(padded.encode("utf-8"), dtype=np.uint8).astype(np.uint64)
         for n in self.char_ngrams:

@@ -25,6 +25,7 @@ ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 STATIC_VECTORS = "classifier-static-vectors.npz"
 STATIC_TOKENIZER = "classifier-static-tokenizer.json"
 VARIANTS: tuple[str, ...] = ("lexical", "embedding", "combined")
+SHIPPED_VARIANTS: tuple[str, ...] = ("lexical", "embedding")  # combined lost on accuracy and speed: not shipped
 # Chosen by bench/classifier.py (docs/bench-classifier.md): accuracy first, then latency.
 DEFAULT_VARIANT = "lexical"
 
@@ -160,10 +161,5 @@ def embedding() -> LinearTaskClassifier:
     return load_variant("embedding")
 
 
-@cache
-def combined() -> LinearTaskClassifier:
-    return load_variant("combined")
-
-
 def default() -> LinearTaskClassifier:
-    return {"lexical": lexical, "embedding": embedding, "combined": combined}[DEFAULT_VARIANT]()
+    return {"lexical": lexical, "embedding": embedding}[DEFAULT_VARIANT]()

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ArtifactError, DataError
+from ..errors import ArtifactError, DataError, InputError
 from .corpus import CLASSES, Example, balance, grouped_split, load_pool
 from .embedding import StaticEmbedder
 from .features import HashedFeaturizer
 from .linear import (
     ARTIFACT_DIR,
     STATIC_TOKENIZER,
+    SHIPPED_VARIANTS,
     STATIC_VECTORS,
     VARIANTS,
     LinearArtifact,
@@ -39,6 +40,11 @@ class TrainConfig:
     c: float = 20.0  # inverse L2 strength of the logistic regression
     seed: int = 0
     n_buckets: int = 1 << 18
+    char_ngrams: tuple[int, ...] = (3, 4, 5)
+    edge_words: int = 0
+
+    def featurizer(self) -> HashedFeaturizer:
+        return HashedFeaturizer(n_buckets=self.n_buckets, char_ngrams=self.char_ngrams, edge_words=self.edge_words)
 
 
 class FeatureCache:
@@ -67,12 +73,17 @@ class FeatureCache:
 def _fit(x: Any, y: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.linear_model import LogisticRegression
 
+    if np.unique(y).size < 2:
+        raise DataError("training needs prompts of at least two task classes")
     model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000, random_state=seed)
     model.fit(x, y)
     coef = np.zeros((len(CLASSES), x.shape[1]), dtype=np.float64)
     bias = np.zeros(len(CLASSES), dtype=np.float64)
-    coef[model.classes_] = model.coef_
-    bias[model.classes_] = model.intercept_
+    if model.coef_.shape[0] == 1:  # two classes: sklearn keeps one row, the logit of classes_[1]
+        coef[model.classes_[1]], bias[model.classes_[1]] = model.coef_[0], model.intercept_[0]
+    else:
+        coef[model.classes_] = model.coef_
+        bias[model.classes_] = model.intercept_
     bias[np.setdiff1d(np.arange(len(CLASSES)), model.classes_)] = -30.0  # a class never seen: never predicted
     return coef.T, bias
 
@@ -113,11 +124,13 @@ def train_variant(
     rows = [cache.rows[i] for i in idx]
     fit_rows, calib_rows = grouped_split(rows, cfg.calib_share, seed=cfg.seed + 1)
     pos = {id(ex): i for i, ex in zip(idx, rows)}
-    fit_idx = np.asarray([pos[id(ex)] for ex in fit_rows])
-    calib_idx = np.asarray([pos[id(ex)] for ex in calib_rows])
-    coef, bias = _fit(cache.matrix(fit_idx, variant), cache.y[fit_idx], cfg.c, cfg.seed)
-    logits = np.asarray(cache.matrix(calib_idx, variant) @ coef) + bias
-    t = fit_temperature(logits, cache.y[calib_idx])
+    fit_idx = np.asarray([pos[id(ex)] for ex in fit_rows], dtype=np.int64)
+    calib_idx = np.asarray([pos[id(ex)] for ex in calib_rows], dtype=np.int64)
+    t = 1.0
+    if calib_idx.size and fit_idx.size and np.unique(cache.y[fit_idx]).size >= 2:
+        coef, bias = _fit(cache.matrix(fit_idx, variant), cache.y[fit_idx], cfg.c, cfg.seed)
+        logits = np.asarray(cache.matrix(calib_idx, variant) @ coef) + bias
+        t = fit_temperature(logits, cache.y[calib_idx])
     coef, bias = _fit(cache.matrix(idx, variant), cache.y[idx], cfg.c, cfg.seed)
     meta["temperature_fit_rows"] = int(calib_idx.size)
     return _artifact(cache, variant, coef, bias, t, meta)
@@ -148,23 +161,24 @@ def ensure_static(out_dir: Path, static_model: Path | None) -> StaticEmbedder:
     return StaticEmbedder.load(vec, tok)
 
 
-def train_classifiers(
-    data_dir: Path,
-    out_dir: Path,
-    variants: Sequence[str] = VARIANTS,
-    cfg: TrainConfig = TrainConfig(),
-    static_model: Path | None = None,
-    progress: Callable[[str], None] = lambda _msg: None,
-) -> dict[str, Path]:
-    """Train ``variants`` on all balanced rows and write their artifacts into ``out_dir``."""
+def _check_variants(variants: Sequence[str]) -> None:
     unknown = set(variants) - set(VARIANTS)
     if unknown:
-        raise ArtifactError(f"unknown classifier variant(s) {sorted(unknown)}; known: {', '.join(VARIANTS)}")
-    progress("loading prompts")
-    rows = load_training_rows(data_dir, cfg)
-    embedder = ensure_static(out_dir, static_model) if set(variants) - {"lexical"} else None
+        raise InputError(f"unknown classifier variant(s) {sorted(unknown)}; known: {', '.join(VARIANTS)}")
+
+
+def train_from_rows(
+    rows: Sequence[Example],
+    out_dir: Path,
+    variants: Sequence[str],
+    cfg: TrainConfig,
+    embedder: StaticEmbedder | None = None,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> dict[str, Path]:
+    """Fit ``variants`` on ``rows`` and write their artifacts into ``out_dir``."""
+    _check_variants(variants)
     progress(f"featurising {len(rows)} prompts")
-    cache = FeatureCache(rows, HashedFeaturizer(n_buckets=cfg.n_buckets), embedder)
+    cache = FeatureCache(rows, cfg.featurizer(), embedder)
     out: dict[str, Path] = {}
     for variant in variants:
         progress(f"fitting {variant}")
@@ -174,3 +188,20 @@ def train_classifiers(
         LinearTaskClassifier(LinearArtifact.load(path), embedder)  # fail now, not at serve time
         out[variant] = path
     return out
+
+
+def train_classifiers(
+    data_dir: Path,
+    out_dir: Path,
+    variants: Sequence[str] = SHIPPED_VARIANTS,
+    cfg: TrainConfig = TrainConfig(),
+    static_model: Path | None = None,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> dict[str, Path]:
+    """Train ``variants`` on the balanced pool under ``data_dir`` and write their artifacts into ``out_dir``."""
+    _check_variants(variants)
+    progress("loading prompts")
+    rows = load_training_rows(data_dir, cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    embedder = ensure_static(out_dir, static_model) if set(variants) - {"lexical"} else None
+    return train_from_rows(rows, out_dir, variants, cfg, embedder, progress)

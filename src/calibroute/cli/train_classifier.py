@@ -14,13 +14,13 @@ from ..errors import InputError
 def train_classifier(
     data: Annotated[Optional[Path], typer.Option("--data", help="shared data folder (default: $CALIBROUTE_DATA or ../shared/data)")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="where to write artifacts (default: the package's artifacts folder)")] = None,
-    variant: Annotated[Optional[list[str]], typer.Option("--variant", help="lexical, embedding, combined (repeatable; default all)")] = None,
+    variant: Annotated[Optional[list[str]], typer.Option("--variant", help="lexical, embedding or combined (repeatable; default lexical + embedding)")] = None,
     static_model: Annotated[Optional[Path], typer.Option("--static-model", help="a model2vec folder to pack as the static embedding")] = None,
     cap: Annotated[int, typer.Option(help="max rows per (source, label)")] = 500,
     seed: Annotated[int, typer.Option(help="random seed (splits, sampling)")] = 0,
 ) -> None:
     """Train the task classifiers (deterministic for the same data and seed)."""
-    from ..classify.linear import ARTIFACT_DIR, VARIANTS
+    from ..classify.linear import ARTIFACT_DIR, SHIPPED_VARIANTS
     from ..datasets import data_root
 
     try:
@@ -36,7 +36,7 @@ def train_classifier(
         paths = train_classifiers(
             data_dir,
             out_dir,
-            variants=tuple(variant) if variant else VARIANTS,
+            variants=tuple(variant) if variant else SHIPPED_VARIANTS,
             cfg=TrainConfig(cap=cap, seed=seed),
             static_model=static_model,
             progress=lambda msg: status.update(msg),
