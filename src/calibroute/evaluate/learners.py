@@ -148,5 +148,3 @@ def predict_all(
             weak_of[test] = [cp.get(str(c), pair)[1] for c in classes[rows]]
         tick("fold")
     return Predictions(knn, mf, p_weak, weak_of, strong_of, exp_cost)
-
-

@@ -187,6 +187,6 @@ def run_eval(
         folds=folds.description,
         router=opts.router,
         results=results,
-        pareto=pareto_front(np.vstack([c.points for c in curves if c.name != "oracle"])),
+        pareto=pareto_front(np.vstack([c.points for c in curves if c.kind != "bound"])),
         notes=notes,
     )

@@ -22,7 +22,7 @@ class Curve:
     """One strategy's operating points (sorted by cost) and, for a pair, RouteLLM's points."""
 
     name: str
-    kind: str  # "single", "router", "reference"
+    kind: str  # "single", "router", "reference" (random), "bound" (oracle, perfect-verifier cascade)
     points: np.ndarray  # (n, 2): cost, quality
     pair_share: np.ndarray | None = None  # RouteLLM points: share of strong calls ...
     pair_quality: np.ndarray | None = None  # ... and the quality at each
@@ -94,7 +94,7 @@ def oracle(replay: Replay) -> Curve:
         pts.append(replay.point(np.argmax(util, axis=1)))
     strong, weak = replay.scores[:, replay.strong], replay.scores[:, replay.weak]
     shares = np.linspace(0, 1, 11)
-    return Curve.make("oracle", "reference", np.array(pts), (shares, oracle_share_curve(strong, weak, shares)))
+    return Curve.make("oracle", "bound", np.array(pts), (shares, oracle_share_curve(strong, weak, shares)))
 
 
 def cascade(replay: Replay, chain: list[int], accept_at: float = 0.5) -> Curve:
@@ -115,7 +115,7 @@ def cascade(replay: Replay, chain: list[int], accept_at: float = 0.5) -> Curve:
             final[active] = replay.scores[active, j]
             done |= active & (replay.scores[:, j] >= accept_at)
         pts.append((paid.mean(), final.mean()))
-    return Curve.make("cascade", "reference", np.array(pts))
+    return Curve.make("cascade", "bound", np.array(pts))
 
 
 def class_pair_router(

@@ -1,0 +1,129 @@
+"""run_eval and `calibroute eval` end to end on small synthetic outcomes with stand-in estimators."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from calibroute.cli import app
+from calibroute.errors import InputError
+from calibroute.evaluate import learners
+from calibroute.evaluate.learners import CalibrouteEstimators, make_folds
+from calibroute.evaluate.outcomes import OutcomeSet
+from calibroute.evaluate.report import EvalOptions, run_eval
+
+WORDS = ["easy", "hard"]
+
+
+def synthetic(n: int = 200, models: int = 2, seed: int = 1) -> OutcomeSet:
+    """Prompts saying 'hard' defeat the cheap model(s); 'easy' ones any model answers."""
+    rng = np.random.default_rng(seed)
+    hard = rng.random(n) < 0.4
+    prompts = [f"{'hard' if h else 'easy'} question number {i} about {rng.integers(1000)}" for i, h in enumerate(hard)]
+    scores = np.ones((n, models))
+    scores[:, 1:] = np.where(hard[:, None], 0.0, 1.0)
+    costs = np.tile(np.geomspace(1e-3, 1e-5, models), (n, 1))
+    return OutcomeSet("toy", [f"p{i}" for i in range(n)], prompts, [f"m{j}" for j in range(models)], scores, costs,
+                      None, None, [])
+
+
+def p_weak_by_word(texts: list[str]) -> np.ndarray:
+    return np.array([0.1 if "hard" in t else 0.9 for t in texts])
+
+
+STANDIN = CalibrouteEstimators(
+    classify=lambda texts: np.array(["REASONING"] * len(texts)),
+    pretrained=p_weak_by_word,
+    fit=lambda texts, labels: p_weak_by_word,
+)
+
+
+def test_every_strategy_is_reported_with_the_issue_names() -> None:
+    report = run_eval(synthetic(), EvalOptions(), estimators=STANDIN)
+    assert {"calibroute", "random", "oracle", "knn", "mf", "cascade", "always:m0", "always:m1"} <= set(report.results)
+    assert (report.strong, report.weak) == ("m0", "m1")
+
+
+def test_a_perfect_difficulty_signal_recovers_the_whole_gap() -> None:
+    report = run_eval(synthetic(), EvalOptions(router="cv"), estimators=STANDIN)
+    cal, rnd = report.results["calibroute"], report.results["random"]
+    # Perfect ranking with 40 % hard prompts: points (0, .6), (.4, 1), (1, 1) -> APGR = 1 - 0.4 / 2
+    assert cal.apgr == pytest.approx(0.8, abs=0.02)
+    assert rnd.apgr is not None and rnd.apgr < cal.apgr
+    assert cal.cpt50 == pytest.approx(0.2, abs=0.02)
+    assert cal.saved_at_95 > 0.5
+    assert cal.aiq > report.results["always:m0"].aiq
+
+
+def test_multi_model_data_routes_with_a_cost_weight_sweep() -> None:
+    report = run_eval(synthetic(models=4), EvalOptions(), estimators=STANDIN)
+    knn = report.results["knn"].curve.points
+    assert len(np.unique(knn, axis=0)) >= 2  # a real trade-off, not a single point
+    assert report.results["oracle"].aiq >= max(r.aiq for r in report.results.values()) - 1e-9
+
+
+def test_cross_fitting_never_trains_on_a_test_prompt() -> None:
+    out = synthetic(n=100)
+    out = OutcomeSet(out.name, out.prompt_ids, out.prompts[:50] * 2, out.models, out.scores, out.costs, None, None, [])
+    folds = make_folds(out, n_folds=5)
+    for train, test in folds.pairs:
+        train_texts = {out.prompts[i] for i in train}
+        assert not any(out.prompts[i] in train_texts for i in folds.eval_rows[test])
+    assert sorted(np.concatenate([t for _, t in folds.pairs]).tolist()) == list(range(100))
+
+
+def test_dataset_split_is_used_when_present() -> None:
+    out = synthetic(n=100)
+    split = np.array(["train"] * 70 + ["test"] * 30)
+    out = OutcomeSet(out.name, out.prompt_ids, out.prompts, out.models, out.scores, out.costs, split, None, [])
+    report = run_eval(out, EvalOptions(), estimators=STANDIN)
+    assert report.n_prompts == 30 and "own train/test split" in report.folds
+
+
+def test_same_strong_and_weak_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="different models"):
+        run_eval(synthetic(), EvalOptions(strong="m0", weak="m0"), estimators=STANDIN)
+
+
+def _write_long(path: Path, out: OutcomeSet) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for i, pid in enumerate(out.prompt_ids):
+            for j, m in enumerate(out.models):
+                fh.write(json.dumps({"prompt_id": pid, "prompt": out.prompts[i], "model": m,
+                                     "score": out.scores[i, j], "cost_usd": out.costs[i, j]}) + "\n")
+    return path
+
+
+def test_cli_writes_json_plots_and_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(learners, "default_estimators", lambda: STANDIN)
+    monkeypatch.setattr("calibroute.evaluate.report.default_estimators", lambda: STANDIN)
+    src = _write_long(tmp_path / "toy.jsonl", synthetic())
+    result = CliRunner().invoke(app, ["eval", str(src), "--out", str(tmp_path / "o"), "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["n_prompts"] == 200 and data["models"] == ["m0", "m1"]
+    for name in ("calibroute", "random", "oracle", "always:m0", "knn", "mf"):
+        entry = data["strategies"][name]
+        assert {"apgr", "cpt50", "cpt80", "aiq", "curve"} <= set(entry)
+        assert all(len(p) == 2 for p in entry["curve"])
+    pngs = sorted(p.name for p in (tmp_path / "o").glob("*.png"))
+    assert pngs == ["toy-cost-quality.png", "toy-strong-share.png"]
+    assert (tmp_path / "o" / "toy-curves.csv").read_text().startswith("strategy,kind,point")
+    assert "calibroute" in result.output
+
+
+def test_cli_bad_file_is_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("prompt_id,prompt,model,score\np,q,m,2\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", str(bad)])
+    assert result.exit_code == 2
+    assert "row 2, column score" in result.output and "Traceback" not in result.output
+
+
+def test_cli_unknown_source_names_the_datasets() -> None:
+    result = CliRunner().invoke(app, ["eval", "no-such-thing"])
+    assert result.exit_code == 2 and "routellm-mmlu" in result.output
