@@ -1,0 +1,291 @@
+"""Accuracy-vs-budget data: one model on one benchmark at several budget settings, paired by item.
+
+A ``Ladder`` is what budget calibration works on: an S x N table of scores and tokens used
+(S settings ordered from least to most compute, N items answered at every setting). Loaders
+turn rows into ladders: ``load_budget_file`` for the documented generic long format (CSV /
+JSONL / Parquet) and ``calibroute.budgets.tts_data`` for the shared tts_knowledge_budgets folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+
+REQUIRED_COLUMNS = ("item_id", "model", "setting", "tokens_used", "score")
+OPTIONAL_COLUMNS = ("budget_tokens", "benchmark", "task", "prompt")
+DEFAULT_BENCHMARK = "default"
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """Scores and tokens of one model on one benchmark (and task) per setting, low -> high compute."""
+
+    model: str
+    benchmark: str
+    task: str | None
+    settings: tuple[str, ...]
+    budget_tokens: tuple[float | None, ...]  # the numeric budget per setting, where one exists
+    item_ids: tuple[str, ...]
+    scores: np.ndarray  # S x N in [0, 1]
+    tokens: np.ndarray  # S x N tokens used (thinking + answer)
+    grades: np.ndarray | None = None  # S x N "A" correct / "B" incorrect / "C" abstained, where known
+    texts: tuple[str, ...] | None = None  # the N questions, where known
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        shape = (len(self.settings), len(self.item_ids))
+        if self.scores.shape != shape or self.tokens.shape != shape:
+            raise DataError(f"{self.label}: scores/tokens are {self.scores.shape}, expected {shape}")
+        if self.grades is not None and self.grades.shape != shape:
+            raise DataError(f"{self.label}: grades are {self.grades.shape}, expected {shape}")
+
+    @property
+    def label(self) -> str:
+        task = f" [{self.task}]" if self.task else ""
+        return f"{self.model} / {self.benchmark}{task}"
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def accuracy(self) -> np.ndarray:
+        return np.asarray(self.scores.mean(axis=1))
+
+    def mean_tokens(self) -> np.ndarray:
+        return np.asarray(self.tokens.mean(axis=1))
+
+    def correct(self) -> np.ndarray:
+        """Boolean S x N: an item counts as right when its score is at least 0.5."""
+        return np.asarray(self.scores >= 0.5)
+
+
+@dataclass
+class _Cell:
+    score: float
+    tokens: float
+    grade: str | None
+    where: str
+
+
+@dataclass
+class LadderBuilder:
+    """Collects one row per (model, benchmark, task, setting, item) and pairs them into ladders."""
+
+    cells: dict[tuple[str, str, str | None], dict[str, dict[str, _Cell]]] = field(default_factory=dict)
+    budgets: dict[tuple[str, str, str | None, str], tuple[float | None, str]] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    extra_notes: dict[tuple[str, str, str | None], list[str]] = field(default_factory=dict)
+
+    def note(self, model: str, benchmark: str, task: str | None, text: str) -> None:
+        """Attach a note (e.g. rows skipped by a loader) to the ladder of model/benchmark/task."""
+        self.extra_notes.setdefault((model, benchmark, task), []).append(text)
+
+    def add(
+        self,
+        *,
+        model: str,
+        benchmark: str,
+        task: str | None,
+        setting: str,
+        item_id: str,
+        score: float,
+        tokens: float,
+        where: str,
+        budget_tokens: float | None = None,
+        grade: str | None = None,
+        text: str | None = None,
+    ) -> None:
+        """Add one outcome; ``where`` (e.g. "file: row 7") names it in error messages."""
+        key = (model, benchmark, task)
+        per_setting = self.cells.setdefault(key, {}).setdefault(setting, {})
+        if item_id in per_setting:
+            first = per_setting[item_id].where
+            raise DataError(f"{where}: duplicate item {item_id!r} for {model}/{benchmark}/{setting} (first at {first})")
+        per_setting[item_id] = _Cell(score, tokens, grade, where)
+        bkey = (*key, setting)
+        if bkey in self.budgets and self.budgets[bkey][0] != budget_tokens:
+            raise DataError(
+                f"{where}, column budget_tokens: {budget_tokens} differs from {self.budgets[bkey][0]} "
+                f"given for setting {setting!r} at {self.budgets[bkey][1]}"
+            )
+        self.budgets.setdefault(bkey, (budget_tokens, where))
+        if text:
+            self.texts.setdefault(f"{benchmark}\x00{item_id}", text)
+
+    def build(self, order: Mapping[str, list[str]] | None = None) -> list[Ladder]:
+        """Pair items across settings (items missing from any setting are dropped and noted).
+
+        ``order`` maps a model to its settings from low to high compute; otherwise settings are
+        ordered by numeric budget when every setting has one, else by mean tokens used.
+        """
+        ladders = []
+        for (model, bench, task), per_setting in sorted(self.cells.items(), key=lambda kv: tuple(map(str, kv[0]))):
+            settings = self._order(model, bench, task, per_setting, (order or {}).get(model))
+            common = set.intersection(*(set(per_setting[s]) for s in settings))
+            union = set().union(*(set(per_setting[s]) for s in settings))
+            items = sorted(common, key=_natural)
+            if not items:
+                raise DataError(f"{model} / {bench}: no item was answered at every setting ({', '.join(settings)})")
+            rows = [[per_setting[s][i] for i in items] for s in settings]
+            grades = [[c.grade for c in row] for row in rows]
+            has_grades = all(g is not None for row in grades for g in row)
+            texts = [self.texts.get(f"{bench}\x00{i}") for i in items]
+            notes = tuple(self.extra_notes.get((model, bench, task), []))
+            if len(union) > len(common):
+                notes += (f"{len(union) - len(common)} item(s) missing from some setting were dropped",)
+            ladders.append(
+                Ladder(
+                    model=model,
+                    benchmark=bench,
+                    task=task,
+                    settings=tuple(settings),
+                    budget_tokens=tuple(self.budgets[(model, bench, task, s)][0] for s in settings),
+                    item_ids=tuple(items),
+                    scores=np.array([[c.score for c in row] for row in rows], dtype=np.float64),
+                    tokens=np.array([[c.tokens for c in row] for row in rows], dtype=np.float64),
+                    grades=np.array(grades, dtype="<U1") if has_grades else None,
+                    texts=tuple(t or "" for t in texts) if all(texts) else None,
+                    notes=notes,
+                )
+            )
+        if not ladders:
+            raise DataError("no budget outcomes found")
+        return ladders
+
+    def _order(
+        self, model: str, bench: str, task: str | None, per_setting: dict[str, dict[str, _Cell]], given: list[str] | None
+    ) -> list[str]:
+        if given is not None:
+            missing = [s for s in given if s not in per_setting]
+            if missing:
+                raise DataError(f"{model} / {bench}: setting(s) {', '.join(missing)} have no data")
+            return [s for s in given if s in per_setting]
+        budgets = {s: self.budgets[(model, bench, task, s)][0] for s in per_setting}
+        mean_tok = {s: float(np.mean([c.tokens for c in cells.values()])) for s, cells in per_setting.items()}
+        if all(b is not None for b in budgets.values()):
+            return sorted(per_setting, key=lambda s: (budgets[s], mean_tok[s], s))
+        return sorted(per_setting, key=lambda s: (mean_tok[s], s))
+
+
+def _natural(item_id: str) -> tuple[int, float, str]:
+    """Numeric ids in numeric order, then the rest by name."""
+    try:
+        return (0, float(item_id), "")
+    except ValueError:
+        return (1, 0.0, item_id)
+
+
+# ---- the generic long format ----------------------------------------------------------------
+
+
+def _records(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """(row number as a user counts it, record) from CSV (header = row 1), JSONL or Parquet."""
+    ext = path.suffix.lower()
+    try:
+        if ext == ".csv":
+            with path.open(newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                _need_columns(path, list(reader.fieldnames or []))
+                yield from enumerate(reader, start=2)
+        elif ext in (".jsonl", ".ndjson"):
+            with path.open(encoding="utf-8") as fh:
+                for i, line in enumerate(fh, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except ValueError as exc:
+                        raise DataError(f"{path}: row {i}: invalid JSON: {exc}") from None
+                    if not isinstance(obj, dict):
+                        raise DataError(f"{path}: row {i}: expected a JSON object")
+                    yield i, obj
+        elif ext in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            _need_columns(path, table.column_names)
+            yield from enumerate(table.to_pylist(), start=1)
+        else:
+            raise DataError(f"{path}: unknown format {ext or '(no extension)'}; use .csv, .jsonl or .parquet")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _need_columns(path: Path, have: list[str]) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in have]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(have) or 'none'}")
+
+
+def _field(where: str, rec: Mapping[str, Any], col: str, required: bool = True) -> str | None:
+    value = rec.get(col)
+    if value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == "":
+        if required:
+            raise DataError(f"{where}, column {col}: empty")
+        return None
+    return str(value).strip()
+
+
+def _num(where: str, rec: Mapping[str, Any], col: str, lo: float, hi: float, required: bool = True) -> float | None:
+    text = _field(where, rec, col, required)
+    if text is None:
+        return None
+    try:
+        x = float(text)
+    except ValueError:
+        raise DataError(f"{where}, column {col}: expected a number, got {text!r}") from None
+    if not lo <= x <= hi or math.isnan(x):
+        bound = f"{lo:g}..{hi:g}" if hi != math.inf else f">= {lo:g}"
+        raise DataError(f"{where}, column {col}: {x:g} is not {bound}")
+    return x
+
+
+def load_budget_file(path: str | Path) -> list[Ladder]:
+    """Read the generic long format, one row per (item, model, setting); see docs/budgets.md."""
+    path = Path(path)
+    builder = LadderBuilder()
+    for row, rec in _records(path):
+        where = f"{path}: row {row}"
+        score = _num(where, rec, "score", 0.0, 1.0)
+        tokens = _num(where, rec, "tokens_used", 0.0, math.inf)
+        assert score is not None and tokens is not None
+        builder.add(
+            model=str(_field(where, rec, "model")),
+            benchmark=_field(where, rec, "benchmark", required=False) or DEFAULT_BENCHMARK,
+            task=_field(where, rec, "task", required=False),
+            setting=str(_field(where, rec, "setting")),
+            item_id=str(_field(where, rec, "item_id")),
+            score=score,
+            tokens=tokens,
+            budget_tokens=_num(where, rec, "budget_tokens", 0.0, math.inf, required=False),
+            text=_field(where, rec, "prompt", required=False),
+            where=where,
+        )
+    if not builder.cells:
+        raise DataError(f"{path}: no rows")
+    return builder.build()
+
+
+def load_budget_data(path: str | Path) -> list[Ladder]:
+    """A tts_knowledge_budgets-style folder (auto-detected) or a generic CSV/JSONL/Parquet file."""
+    from .tts_data import is_tts_folder, load_tts_folder
+
+    path = Path(path)
+    if path.is_dir():
+        if is_tts_folder(path):
+            return load_tts_folder(path)
+        raise DataError(f"{path}: a folder, but not a tts_knowledge_budgets folder (no outputs/<model>/*.jsonl)")
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    return load_budget_file(path)
