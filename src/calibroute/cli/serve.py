@@ -1,9 +1,42 @@
-"""(placeholder: this command group is being built; see the open issues)"""
+"""``calibroute serve``: the OpenAI-compatible gateway under uvicorn."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
 
+def serve(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="CALIBROUTE_CONFIG", help="portfolio YAML")] = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    ledger: Annotated[Optional[str], typer.Option(envvar="CALIBROUTE_LEDGER", help="SQLite path or postgresql:// URL")] = None,
+    store_prompts: Annotated[bool, typer.Option(help="also record prompt text in the ledger")] = False,
+    max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 4 * 1024 * 1024,
+    retries: Annotated[int, typer.Option(help="retries per model before falling back")] = 1,
+    breaker_cooldown: Annotated[float, typer.Option(help="seconds a failing model stays out")] = 30.0,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Serve the OpenAI Chat Completions API with calibrated routing (model "auto" or an alias)."""
+    import uvicorn
+
+    from ..errors import ConfigError
+    from ..gateway import GatewaySettings, create_app
+
+    if config is not None and not config.is_file():
+        raise ConfigError(f"{config}: no such file")
+    try:
+        settings = GatewaySettings(config=str(config) if config else None, host=host, port=port, ledger=ledger,
+                                   store_prompts=store_prompts, max_body_bytes=max_body_bytes, retries=retries,
+                                   breaker_cooldown_s=breaker_cooldown)
+    except ValueError as exc:
+        raise ConfigError(f"invalid option: {exc}") from None
+    app = create_app(settings)
+    typer.echo(f"calibroute gateway on http://{host}:{port}/v1 (ledger: {getattr(app.state.gateway.ledger, 'location', 'custom')})", err=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the main app."""
+    app.command("serve")(serve)

@@ -1,0 +1,67 @@
+"""``create_app(settings)``: the gateway as a Starlette ASGI app, with no module globals.
+
+Everything the app holds (router, backends with their connection pools, ledger,
+metrics) is built here or injected, and released on shutdown: the ledger is flushed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+
+from ..backends import Backend, build_backends
+from ..config import Portfolio, load_portfolio
+from ..errors import CalibrouteError
+from ..ledger.base import LedgerSink
+from ..router import Router
+from .chat import Gateway
+from .errors import handle_error, handle_http_exception
+from .metrics import GatewayMetrics
+from .routes import ROUTES
+from .settings import GatewaySettings
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    portfolio: Portfolio | None = None,
+    router: Router | None = None,
+    backends: dict[str, Backend] | None = None,
+    ledger: LedgerSink | None = None,
+) -> Starlette:
+    """Build the gateway. Injected parts (router, backends, ledger) are the caller's to close;
+    parts built here are closed on shutdown."""
+    settings = settings or GatewaySettings()
+    if portfolio is None:
+        portfolio = router.portfolio if router is not None else load_portfolio(settings.config)
+    router = router or Router(portfolio)
+    own_backends = backends is None
+    backends = backends if backends is not None else build_backends(portfolio)
+    own_ledger = ledger is None
+    if ledger is None:
+        from ..ledger import open_ledger  # SQLAlchemy loads only when the gateway owns a ledger
+
+        ledger = open_ledger(settings.ledger, store_prompts=settings.store_prompts)
+    gateway = Gateway(settings, portfolio, router, backends, ledger, GatewayMetrics())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if own_backends:
+                for backend in backends.values():
+                    await backend.aclose()
+            if own_ledger:
+                ledger.close()
+
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: handle_http_exception, CalibrouteError: handle_error, Exception: handle_error},
+    )
+    app.state.gateway = gateway
+    return app

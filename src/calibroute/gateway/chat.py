@@ -1,0 +1,246 @@
+"""The chat completions pipeline: authenticate, parse, route, translate the budget, call with
+fallback, answer (whole or streamed), and record one ledger row and the metrics.
+
+Data flows one way: request -> Router decision -> per-model budget translation ->
+backend (with retries/fallback) -> response -> ledger. Every request ends in ``finish``
+exactly once, whatever happened.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ..backends.base import Backend, UpstreamStream
+from ..budgets.forcing import ThinkForcer, initial_body
+from ..budgets.translate import Translation, translate_budget
+from ..config import Budget, Portfolio
+from ..ledger.base import LedgerRow, LedgerSink
+from ..router import Router, messages_text
+from ..types import Decision
+from .errors import SpendLimitExceeded, Unauthorized, error_response, status_of
+from .fallback import Attempted, Fallback
+from .metrics import GatewayMetrics
+from .requests import ChatRequest, parse_chat, parse_json_object, read_body
+from .settings import GatewaySettings
+from .streaming import Tally, assemble, relay
+
+log = logging.getLogger("calibroute.gateway")
+
+
+@dataclass
+class Outcome:
+    """What one request did: the source of its headers, metrics and ledger row."""
+
+    request_id: str
+    started: float
+    route: str = "unparsed"
+    stream: bool = False
+    decision: Decision | None = None
+    budget: Budget | None = None
+    tried: Attempted = field(default_factory=Attempted)
+    tally: Tally | None = None
+    api_key_id: str | None = None
+    prompt: str | None = None
+    forcer: ThinkForcer | None = None
+
+    @property
+    def model(self) -> str | None:
+        return self.tried.path[-1] if self.tried.path else (self.decision.model if self.decision else None)
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, portfolio: Portfolio, router: Router,
+                 backends: dict[str, Backend], ledger: LedgerSink, metrics: GatewayMetrics) -> None:
+        self.settings, self.portfolio, self.router = settings, portfolio, router
+        self.backends, self.ledger, self.metrics = backends, ledger, metrics
+        self.forcing = settings.forcing()
+        self.largest = portfolio.largest_model
+        self.started = time.time()
+        self.fallback = Fallback(metrics, retries=settings.retries, backoff_s=settings.backoff_s,
+                                 backoff_max_s=settings.backoff_max_s, breaker_failures=settings.breaker_failures,
+                                 breaker_cooldown_s=settings.breaker_cooldown_s)
+
+    # -- entry points -------------------------------------------------------------------
+    def authenticate(self, request: Request) -> str | None:
+        """The client's key id when keys are enabled; raises 401 / 429 in OpenAI format."""
+        keys_enabled = getattr(self.ledger, "keys_enabled", None)
+        if keys_enabled is None or not keys_enabled():
+            return None
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if not token:
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        key = self.ledger.authenticate(token)  # type: ignore[attr-defined]
+        if key is None:
+            raise Unauthorized("invalid or revoked API key")
+        if key.spend_limit_usd is not None and key.spent_usd >= key.spend_limit_usd:
+            raise SpendLimitExceeded(f"API key {key.name!r} reached its spend limit of ${key.spend_limit_usd:.2f}")
+        return str(key.id)
+
+    async def decide(self, request: Request) -> tuple[ChatRequest, Decision]:
+        raw = await read_body(request, self.settings.max_body_bytes)
+        chat = parse_chat(parse_json_object(raw), self.portfolio)
+        return chat, self.router.decide(messages=chat.body["messages"], hints=chat.hints)
+
+    async def chat(self, request: Request) -> Response:
+        out = Outcome(request_id="req_" + uuid.uuid4().hex[:16], started=time.perf_counter())
+        try:
+            out.api_key_id = self.authenticate(request)
+            chat, out.decision = await self.decide(request)
+            out.route, out.stream = chat.route, chat.stream
+            out.budget = out.decision.budget
+            out.tally = Tally(out.decision.input_tokens_est)
+            if self.settings.store_prompts:
+                out.prompt = messages_text(chat.body["messages"])
+            if chat.stream:
+                return await self._stream(chat, out.decision, out)
+            return await self._complete(chat, out.decision, out)
+        except Exception as exc:
+            self.finish(out, exc)
+            return error_response(exc, headers=self.headers(out))
+
+    # -- the two response shapes ------------------------------------------------------------
+    def plan(self, model: str, budget: Budget) -> Translation:
+        spec = self.portfolio.model(model)
+        floor = self.settings.think_floor_by_effort.get(budget.effort or "", 0)
+        return translate_budget(budget, spec.reasoning, native_thinking_budget=model in self.settings.native_thinking_budget,
+                                min_think_tokens=floor)
+
+    def _stream_body(self, chat: ChatRequest, tr: Translation) -> dict[str, Any]:
+        body = tr.apply(chat.body)
+        body["stream"] = True
+        options = chat.body.get("stream_options")
+        body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+        return initial_body(body, tr.think, self.forcing) if tr.think is not None else body
+
+    async def _open(self, chat: ChatRequest, decision: Decision, out: Outcome) -> tuple[Translation, dict[str, Any], UpstreamStream]:
+        async def attempt(model: str) -> tuple[Translation, dict[str, Any], UpstreamStream]:
+            tr = self.plan(model, decision.budget)
+            body = self._stream_body(chat, tr)
+            return tr, body, await self.backends[model].open_stream(body)
+
+        _, result = await self.fallback.run([decision.model, *decision.fallbacks], attempt, out.tried)
+        out.budget = result[0].budget
+        return result
+
+    def _forcer(self, tr: Translation, body: dict[str, Any], stream: UpstreamStream, model: str) -> ThinkForcer | None:
+        if tr.think is None:
+            return None
+        return ThinkForcer(stream, self.backends[model].open_stream, body, tr.think, self.forcing)
+
+    async def _stream(self, chat: ChatRequest, decision: Decision, out: Outcome) -> Response:
+        tr, body, stream = await self._open(chat, decision, out)
+        forcer = out.forcer = self._forcer(tr, body, stream, out.model or decision.model)
+        assert out.tally is not None
+        close = forcer.aclose if forcer is not None else stream.aclose
+        events = aiter(forcer) if forcer is not None else aiter(stream)
+        chunks = relay(events, close, out.tally, include_usage=chat.include_usage, forcer=forcer,
+                       finish=lambda exc: self.finish(out, exc, streamed=True))
+        headers = self.headers(out, cost=decision.estimated_cost_usd)
+        headers["cache-control"] = "no-cache"
+        return StreamingResponse(chunks, media_type="text/event-stream", headers=headers)
+
+    async def _complete(self, chat: ChatRequest, decision: Decision, out: Outcome) -> Response:
+        assert out.tally is not None
+        first = self.plan(decision.model, decision.budget)
+        if first.think is not None:  # forcing needs the stream; the client still gets one JSON body
+            tr, body, stream = await self._open(chat, decision, out)
+            forcer = out.forcer = self._forcer(tr, body, stream, out.model or decision.model)
+            try:
+                data = await assemble(aiter(forcer) if forcer else aiter(stream), out.tally, forcer)
+            finally:
+                await (forcer.aclose() if forcer else stream.aclose())
+        else:
+            async def attempt(model: str) -> tuple[Translation, dict[str, Any]]:
+                tr = self.plan(model, decision.budget)
+                return tr, await self.backends[model].complete(tr.apply(chat.body))
+
+            _, (tr, data) = await self.fallback.run([decision.model, *decision.fallbacks], attempt, out.tried)
+            out.budget = tr.budget
+            out.tally.see(data)
+            usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+            data["usage"] = {**usage, **out.tally.usage_block()}
+        self.finish(out, None)
+        return Response(json.dumps(data), media_type="application/json", headers=self.headers(out))
+
+    # -- accounting -------------------------------------------------------------------------
+    def cost(self, out: Outcome) -> tuple[float, float]:
+        if out.tally is None or out.model is None:
+            return 0.0, 0.0
+        p, c = out.tally.prompt_tokens, out.tally.completion_tokens
+        return self.portfolio.model(out.model).cost_usd(p, c), self.largest.cost_usd(p, c)
+
+    def headers(self, out: Outcome, cost: float | None = None) -> dict[str, str]:
+        h = {"x-request-id": out.request_id}
+        if out.decision is not None:
+            h["x-calibroute-class"] = out.decision.task_class.value
+            h["x-calibroute-rule"] = out.decision.rule
+        if out.budget is not None:
+            h["x-calibroute-budget"] = out.budget.describe()
+        if out.model is not None:
+            h["x-calibroute-model"] = out.model
+            h["x-calibroute-cost-usd"] = f"{cost if cost is not None else self.cost(out)[0]:.8f}"
+        if len(out.tried.path) > 1:
+            h["x-calibroute-fallbacks"] = ",".join(out.tried.path)
+        return h
+
+    def finish(self, out: Outcome, exc: BaseException | None, *, streamed: bool = False) -> None:
+        """Metrics and one ledger row; never raises into the request path."""
+        try:
+            if exc is None:
+                http, status, error = 200, "ok", None
+            elif streamed:  # the client already has a 200: the stream ended early
+                gone = not isinstance(exc, Exception)
+                http, status = (499, "error") if gone else (200, "error")
+                error = "client disconnected" if gone else f"after streaming began: {exc}"
+            else:
+                http = status_of(exc)
+                if http in (401, 403) or isinstance(exc, SpendLimitExceeded):
+                    status = "rejected"
+                elif 400 <= http < 500 and http != 429:
+                    status = "client_error"
+                else:
+                    status = "error"
+                error = str(exc) or type(exc).__name__
+            cost, baseline = self.cost(out)
+            tally = out.tally
+            p = c = r = 0
+            if tally is not None and out.model is not None and (status == "ok" or streamed):
+                p, c, r = tally.prompt_tokens, tally.completion_tokens, tally.reasoning_tokens
+            else:
+                cost = baseline = 0.0
+            cls = out.decision.task_class.value if out.decision else "none"
+            model = out.model or "none"
+            m = self.metrics
+            m.requests.inc(out.route, cls, model, status)
+            if out.forcer is not None:
+                if out.forcer.forced_close:
+                    m.forced.inc(model, "close")
+                if out.forcer.waits:
+                    m.forced.inc(model, "wait", value=out.forcer.waits)
+            elapsed = time.perf_counter() - out.started
+            m.latency.observe(elapsed, out.route, cls, model)
+            if p or c:
+                m.tokens.inc("prompt", out.route, cls, model, value=p)
+                m.tokens.inc("completion", out.route, cls, model, value=c)
+                m.tokens.inc("reasoning", out.route, cls, model, value=r)
+                m.cost.inc(out.route, cls, model, value=cost)
+            self.ledger.record(LedgerRow(
+                request_id=out.request_id, status=status, http_status=http,
+                task_class=out.decision.task_class.value if out.decision else None, model=out.model,
+                route_rule=out.decision.rule if out.decision else None,
+                budget=out.budget.describe() if out.budget else None,
+                prompt_tokens=p, completion_tokens=c, reasoning_tokens=r, cost_usd=cost, baseline_cost_usd=baseline,
+                latency_ms=round(elapsed * 1000, 3), fallback_path=list(out.tried.path), stream=out.stream,
+                api_key_id=out.api_key_id, error=error, prompt=out.prompt,
+            ))
+        except Exception:  # the ledger or metrics must never take a response down
+            log.exception("could not record request %s", out.request_id)

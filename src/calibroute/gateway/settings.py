@@ -1,0 +1,42 @@
+"""Gateway settings: one frozen pydantic model, passed to ``create_app`` (no module globals)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..budgets.forcing import ForcingConfig
+
+
+class GatewaySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config: str | None = Field(default=None, description="portfolio YAML; None: $CALIBROUTE_CONFIG or the built-in default")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    ledger: str | None = Field(default=None, description="SQLite path or database URL; None: $CALIBROUTE_LEDGER or ./calibroute-ledger.db")
+    store_prompts: bool = False
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="larger request bodies get 413")
+    retries: int = Field(default=1, ge=0, le=10, description="retries per model before the first byte, then fallback")
+    backoff_s: float = Field(default=0.1, ge=0, description="first retry delay; doubles per retry, with jitter")
+    backoff_max_s: float = Field(default=2.0, ge=0)
+    breaker_failures: int = Field(default=5, ge=1, description="consecutive failures that open a model's circuit")
+    breaker_cooldown_s: float = Field(default=30.0, ge=0, description="how long an open circuit keeps a model out")
+    max_connections: int = Field(default=200, ge=1, description="connection pool size per backend")
+    native_thinking_budget: list[str] = Field(
+        default_factory=list, description="enable_thinking models whose server takes vLLM's per-request thinking_token_budget"
+    )
+    think_floor_by_effort: dict[str, int] = Field(
+        default_factory=dict, description="think_tags models: minimum thinking tokens by budget effort, e.g. {high: 512}"
+    )
+    answer_cue: str = "Final Answer: "
+    wait_cue: str = "Wait"
+    max_waits: int = Field(default=2, ge=0)
+    prefill_params: dict[str, Any] = Field(
+        default_factory=lambda: {"continue_final_message": True, "add_generation_prompt": False}
+    )
+
+    def forcing(self) -> ForcingConfig:
+        return ForcingConfig(answer_cue=self.answer_cue, wait_cue=self.wait_cue, max_waits=self.max_waits,
+                             prefill_params=dict(self.prefill_params))

@@ -1,0 +1,140 @@
+"""Relay a stream to the client chunk by chunk, and tally what it cost.
+
+Upstream chunks go out as they arrive (their original bytes when unchanged); nothing is
+buffered beyond one chunk. The upstream is always asked for ``include_usage`` so the
+gateway can bill; the client gets a usage chunk only if it asked for one, with
+``completion_tokens_details.reasoning_tokens`` filled in. A failure after the first byte
+ends the stream with an OpenAI-style error event, then ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from ..backends.base import StreamEvent
+from ..budgets.forcing import ThinkForcer, estimate_tokens
+from .errors import sse_error
+
+DONE = b"data: [DONE]\n\n"
+
+
+class Tally:
+    """Tokens seen in a response; upstream usage wins over estimates."""
+
+    def __init__(self, prompt_estimate: int) -> None:
+        self.prompt_estimate = prompt_estimate
+        self.usage: dict[str, Any] | None = None
+        self.reasoning_estimate = 0
+        self.content_estimate = 0
+        self.template: dict[str, Any] = {}
+
+    def see(self, data: dict[str, Any]) -> None:
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage
+        for choice in data.get("choices") or ():
+            delta = choice.get("delta") or choice.get("message") or {}
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(reasoning, str):
+                self.reasoning_estimate += estimate_tokens(reasoning)
+            content = delta.get("content")
+            if isinstance(content, str):
+                self.content_estimate += estimate_tokens(content)
+        if not self.template and "id" in data:
+            self.template = {k: data[k] for k in ("id", "created", "model", "system_fingerprint") if k in data}
+
+    def adopt(self, forcer: ThinkForcer) -> None:
+        """Take the summed upstream usage and the thinking count from a forcer."""
+        if forcer.usage:
+            self.usage = dict(forcer.usage)
+        self.reasoning_estimate = forcer.think_tokens
+
+    @property
+    def prompt_tokens(self) -> int:
+        value = (self.usage or {}).get("prompt_tokens")
+        return value if isinstance(value, int) else self.prompt_estimate
+
+    @property
+    def completion_tokens(self) -> int:
+        value = (self.usage or {}).get("completion_tokens")
+        return value if isinstance(value, int) else self.content_estimate + self.reasoning_estimate
+
+    @property
+    def reasoning_tokens(self) -> int:
+        details = (self.usage or {}).get("completion_tokens_details")
+        upstream = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        if isinstance(upstream, int) and upstream > 0:
+            return upstream
+        return min(self.reasoning_estimate, self.completion_tokens)
+
+    def usage_block(self) -> dict[str, Any]:
+        p, c = self.prompt_tokens, self.completion_tokens
+        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c,
+                "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens}}
+
+
+async def relay(
+    events: AsyncIterator[StreamEvent],
+    close: Callable[[], Awaitable[None]],
+    tally: Tally,
+    *,
+    include_usage: bool,
+    forcer: ThinkForcer | None,
+    finish: Callable[[BaseException | None], None],
+) -> AsyncIterator[bytes]:
+    """SSE bytes for the client; ``finish`` runs exactly once with the error (or None)."""
+    error: BaseException | None = None
+    try:
+        try:
+            async for ev in events:
+                tally.see(ev.data)
+                if not ev.data.get("choices"):
+                    continue  # the upstream's usage chunk: ours follows, with reasoning tokens
+                yield b"data: " + (ev.raw if ev.raw is not None else json.dumps(ev.data).encode()) + b"\n\n"
+        except Exception as exc:  # a failure after the first byte: end the stream with an error event
+            error = exc
+            yield sse_error(exc)
+            yield DONE
+            return
+        if forcer is not None:
+            tally.adopt(forcer)
+        if include_usage:
+            chunk = {**tally.template, "object": "chat.completion.chunk", "choices": [], "usage": tally.usage_block()}
+            yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+        yield DONE
+    except BaseException as exc:  # the client went away (cancellation) or the generator was closed
+        error = exc
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await close()
+        finish(error)
+
+
+async def assemble(events: AsyncIterator[StreamEvent], tally: Tally, forcer: ThinkForcer | None) -> dict[str, Any]:
+    """A non-streamed chat.completion built from a stream (used when forcing needs the stream)."""
+    parts: list[str] = []
+    finish_reason: str | None = None
+    async for ev in events:
+        tally.see(ev.data)
+        for choice in ev.data.get("choices") or ():
+            content = (choice.get("delta") or {}).get("content")
+            if isinstance(content, str):
+                parts.append(content)
+            finish_reason = choice.get("finish_reason") or finish_reason
+    if forcer is not None:
+        tally.adopt(forcer)
+    return {
+        "id": tally.template.get("id", "chatcmpl-calibroute"),
+        "object": "chat.completion",
+        "created": tally.template.get("created", int(time.time())),
+        "model": tally.template.get("model", ""),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(parts)},
+                     "finish_reason": finish_reason or "stop"}],
+        "usage": tally.usage_block(),
+    }
