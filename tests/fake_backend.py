@@ -125,11 +125,11 @@ class MemoryLedger:
         self.closed = True
 
 
-def portfolio_yaml(urls: dict[str, tuple[str, str]], routes: dict[str, str] | None = None) -> str:
+def portfolio_yaml(urls: dict[str, tuple[str, str]], routes: dict[str, str] | None = None, read_timeout_s: float = 5.0) -> str:
     """A portfolio whose models are the fake servers: name -> (base_url, reasoning control)."""
     models = "\n".join(
         f"  - {{name: {name}, backend: {{base_url: '{url}/v1', served_model: served-{name}, connect_timeout_s: 2, "
-        f"read_timeout_s: 3, total_timeout_s: 5}}, input_usd_per_mtok: {i + 1}, output_usd_per_mtok: {2 * (i + 1)}, reasoning: {ctl}}}"
+        f"read_timeout_s: {read_timeout_s}, total_timeout_s: 10}}, input_usd_per_mtok: {i + 1}, output_usd_per_mtok: {2 * (i + 1)}, reasoning: {ctl}}}"
         for i, (name, (url, ctl)) in enumerate(urls.items())
     )
     return "models:\n" + models + "\n" + (routes_yaml(routes or {}))
@@ -189,7 +189,8 @@ class Stack:
 
 @contextmanager
 def gateway_stack(fakes: dict[str, FakeModel], urls: dict[str, str], *, ledger: Any = None,
-                  urls_override: dict[str, str] | None = None, **settings: Any) -> Iterator[Stack]:
+                  urls_override: dict[str, str] | None = None, read_timeout_s: float = 5.0,
+                  **settings: Any) -> Iterator[Stack]:
     """The gateway as a real uvicorn server, routing with the deterministic stub estimators."""
     from stubs import KeywordClassifier, LengthDifficulty
 
@@ -198,7 +199,7 @@ def gateway_stack(fakes: dict[str, FakeModel], urls: dict[str, str], *, ledger: 
     from calibroute.router import Router
 
     merged = {**urls, **(urls_override or {})}
-    portfolio = parse_portfolio(portfolio_yaml({n: (merged[n], CONTROLS[n]) for n in CONTROLS}, STANDARD_ROUTES))
+    portfolio = parse_portfolio(portfolio_yaml({n: (merged[n], CONTROLS[n]) for n in CONTROLS}, STANDARD_ROUTES, read_timeout_s))
     router = Router(portfolio, classifier=KeywordClassifier(), difficulty=LengthDifficulty())
     ledger = ledger if ledger is not None else MemoryLedger()
     opts = {"retries": 1, "backoff_s": 0.01, "backoff_max_s": 0.02, **settings}

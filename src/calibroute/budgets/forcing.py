@@ -128,7 +128,11 @@ class ThinkForcer:
         self.waits = 0
         self.forced_close = False
         self.calls = 1
-        self.usage: dict[str, int] = {}
+        self.usage: dict[str, int] = {}  # summed over the upstream calls that reported usage
+        self.unreported_calls = 0  # calls cut before their usage arrived ...
+        self.unreported_tokens = 0  # ... and the output tokens they generated (estimated)
+        self._call_tokens = 0
+        self._call_usage = False
         max_key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
         self._max_key, self._max_total = max_key, body.get(max_key)
 
@@ -138,6 +142,7 @@ class ThinkForcer:
         while self._stream is not None:
             stream, self._stream = self._stream, None
             self._current = stream
+            self._call_tokens, self._call_usage = 0, False
             async for ev in stream:
                 self._add_usage(ev.data.get("usage"))
                 choices = ev.data.get("choices") or []
@@ -146,6 +151,7 @@ class ThinkForcer:
                 template = ev.data
                 choice = choices[0]
                 text = (choice.get("delta") or {}).get("content")
+                self._call_tokens += estimate_tokens(text or "")
                 if not text:
                     if choice.get("finish_reason"):
                         if (tail := self._emit(self.parser.flush())[0]):
@@ -162,6 +168,9 @@ class ThinkForcer:
                     yield self._chunk(template, emitted)
                 if prefill_tail is not None:
                     await stream.aclose()
+                    if not self._call_usage:
+                        self.unreported_calls += 1
+                        self.unreported_tokens += self._call_tokens
                     yield self._chunk(template, prefill_tail)
                     self.transcript += prefill_tail
                     self._stream = await self._continue()
@@ -214,6 +223,7 @@ class ThinkForcer:
     def _add_usage(self, usage: Any) -> None:
         if not isinstance(usage, dict):
             return
+        self._call_usage = True
         for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
             if isinstance(usage.get(key), int):
                 self.usage[key] = self.usage.get(key, 0) + usage[key]

@@ -49,9 +49,13 @@ class Tally:
             self.template = {k: data[k] for k in ("id", "created", "model", "system_fingerprint") if k in data}
 
     def adopt(self, forcer: ThinkForcer) -> None:
-        """Take the summed upstream usage and the thinking count from a forcer."""
-        if forcer.usage:
-            self.usage = dict(forcer.usage)
+        """Take the summed upstream usage and the thinking count from a forcer; calls cut
+        before their usage arrived count with estimates."""
+        if forcer.usage or forcer.unreported_calls:
+            usage = dict(forcer.usage)
+            usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + forcer.unreported_calls * self.prompt_estimate
+            usage["completion_tokens"] = usage.get("completion_tokens", 0) + forcer.unreported_tokens
+            self.usage = usage
         self.reasoning_estimate = forcer.think_tokens
 
     @property
