@@ -85,6 +85,14 @@ def default_estimators() -> CalibrouteEstimators:
     return CalibrouteEstimators(classify, pretrained, fit)
 
 
+def check_estimators(estimators: CalibrouteEstimators, mode: str) -> None:
+    """Fail before any heavy work when the chosen mode's estimator is missing."""
+    if mode == "pretrained" and estimators.pretrained is None:
+        raise ArtifactError("no shipped difficulty estimator (calibroute.classify.load_difficulty) yet; try --router cv")
+    if mode == "cv" and estimators.fit is None:
+        raise ArtifactError("calibroute.classify.difficulty.fit_difficulty is not available; try --router pretrained")
+
+
 @dataclass(frozen=True)
 class Predictions:
     """Out-of-fold predictions for the evaluated rows (length E, or E x M)."""
@@ -121,11 +129,11 @@ def predict_all(
     knn, mf, exp_cost = np.zeros((e, m)), np.zeros((e, m)), np.zeros((e, m))
     p_weak = np.zeros(e) if estimators is not None else None
     weak_of, strong_of = np.full(e, pair[1]), np.full(e, pair[0])
+    if estimators is not None:
+        check_estimators(estimators, mode)
     classes = estimators.classify(list(out.prompts)) if estimators is not None else np.array(["GENERAL"] * out.n_prompts)
     tick("classify")
-    if estimators is not None and mode == "pretrained":
-        if estimators.pretrained is None:
-            raise ArtifactError("no shipped difficulty estimator (calibroute.classify.load_difficulty) yet; try --router cv")
+    if estimators is not None and estimators.pretrained is not None and mode == "pretrained":
         assert p_weak is not None
         p_weak[:] = estimators.pretrained([out.prompts[i] for i in folds.eval_rows])
     for train, test in folds.pairs:
@@ -134,9 +142,7 @@ def predict_all(
         knn[test] = knn_predict(emb[train], y, emb[rows])
         mf[test] = mf_predict(emb[train], y, emb[rows])
         exp_cost[test] = np.nanmean(out.costs[train], axis=0)
-        if estimators is not None and mode == "cv":
-            if estimators.fit is None:
-                raise ArtifactError("calibroute.classify.difficulty.fit_difficulty is not available; try --router pretrained")
+        if estimators is not None and estimators.fit is not None and mode == "cv":
             cp = class_pairs(out, train, classes) if m > 2 else {}
             s_tr = np.array([cp.get(str(c), pair)[0] for c in classes[train]])
             w_tr = np.array([cp.get(str(c), pair)[1] for c in classes[train]])

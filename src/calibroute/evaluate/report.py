@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import DataError, InputError
 from .baselines import embed
-from .learners import CalibrouteEstimators, Folds, default_estimators, make_folds, predict_all
+from .learners import CalibrouteEstimators, Folds, check_estimators, default_estimators, make_folds, predict_all
 from .metrics import aiq, apgr, cost_saved_at_quality, cpt, pareto_front, quality_at_budget
 from .outcomes import OutcomeSet
 from .strategies import (
@@ -149,10 +149,12 @@ def run_eval(
     train_rows = np.unique(np.concatenate([tr for tr, _ in folds.pairs]))
     strong, weak = _resolve_pair(out, train_rows, opts)
     replay = Replay(out.scores[rows], out.costs[rows], out.models, strong, weak)
-    emb = embed(out.prompts)
-    tick("embed")
     if opts.with_calibroute and estimators is None:
         estimators = default_estimators()
+    if opts.with_calibroute and estimators is not None:
+        check_estimators(estimators, opts.router)
+    emb = embed(out.prompts)
+    tick("embed")
     pred = predict_all(out, folds, emb, opts.router, (strong, weak), estimators if opts.with_calibroute else None, tick)
 
     curves = always(replay) + [random_router(replay, opts.seed), oracle(replay)]

@@ -94,7 +94,7 @@ def routellm_mmlu(root: Path) -> OutcomeSet:
         "costs estimated: prompt tokens x price + 1 output token (no token counts in the data); "
         "prices GPT-4-1106 $10/$30, Mixtral $0.6/$0.6 per Mtok (RouterArena cost.json)",
         TOKENIZER_NOTE,
-        "no train/test split: learned strategies use grouped cross-validation by subject",
+        "no train/test split: learned strategies use k-fold cross-fitting",
     ]
     return OutcomeSet("routellm-mmlu", ids, prompts, models, np.array(scores), costs, None, tasks, notes)
 
