@@ -158,7 +158,7 @@ class Catalog(_Strict):
     def gpu(self, gpu_id: str) -> Gpu:
         key = gpu_id.strip().lower()
         if key not in self.gpus:
-            raise InputError(f"unknown GPU {gpu_id!r}{_nearest(key, list(self.gpus))}")
+            raise InputError(f"unknown GPU {gpu_id!r}{nearest_hint(key, list(self.gpus))}")
         return self.gpus[key]
 
     def model(self, model_id: str) -> Model:
@@ -167,7 +167,7 @@ class Catalog(_Strict):
         if key not in self.models:
             names = [*self.models, *self.model_aliases]
             err = UnknownModelError(model_id, list(self.models))
-            err.args = (f"unknown model {model_id!r}{_nearest(key, names)}",)
+            err.args = (f"unknown model {model_id!r}{nearest_hint(key, names)}",)
             raise err
         return self.models[key]
 
@@ -175,11 +175,11 @@ class Catalog(_Strict):
 def check_precision(precision: str) -> Precision:
     key = precision.strip().lower()
     if key not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}{_nearest(key, list(PRECISIONS))}")
+        raise InputError(f"unknown precision {precision!r}{nearest_hint(key, list(PRECISIONS))}")
     return key  # type: ignore[return-value]
 
 
-def _nearest(key: str, known: list[str]) -> str:
+def nearest_hint(key: str, known: list[str]) -> str:
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.4)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
     return f"{hint} (valid: {', '.join(sorted(known))})"
