@@ -128,3 +128,20 @@ def test_failure_before_the_first_byte_falls_back_invisibly(gw, client):
     assert raw.headers["x-calibroute-fallbacks"] == "small,mid"
     text, _ = collect(raw.parse())
     assert text == "Hello from mid."
+
+
+def test_client_disconnect_mid_stream_is_recorded_and_the_upstream_closed(gw):
+    import time
+
+    import httpx
+
+    gw.fakes["small"].reply = " ".join(["word"] * 200)
+    gw.fakes["small"].chunk_delay_s = 0.02
+    body = {"model": "small", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.stream("POST", gw.v1 + "/chat/completions", json=body) as r:
+        next(r.iter_lines())
+    deadline = time.monotonic() + 10
+    while not gw.ledger.rows and time.monotonic() < deadline:
+        time.sleep(0.02)
+    row = gw.ledger.rows[-1]
+    assert (row.status, row.http_status, row.error) == ("error", 499, "client disconnected")

@@ -91,8 +91,18 @@ async def relay(
     forcer: ThinkForcer | None,
     finish: Callable[[BaseException | None], None],
 ) -> AsyncIterator[bytes]:
-    """SSE bytes for the client; ``finish`` runs exactly once with the error (or None)."""
-    error: BaseException | None = None
+    """SSE bytes for the client; ``finish`` runs exactly once, before the last event goes out
+    (so the ledger row exists by the time the client has read ``[DONE]``)."""
+    finished = False
+
+    async def end(error: BaseException | None) -> None:
+        nonlocal finished
+        if not finished:
+            finished = True
+            with anyio.CancelScope(shield=True):
+                await close()
+            finish(error)
+
     try:
         try:
             async for ev in events:
@@ -101,23 +111,20 @@ async def relay(
                     continue  # the upstream's usage chunk: ours follows, with reasoning tokens
                 yield b"data: " + (ev.raw if ev.raw is not None else json.dumps(ev.data).encode()) + b"\n\n"
         except Exception as exc:  # a failure after the first byte: end the stream with an error event
-            error = exc
-            yield sse_error(exc)
-            yield DONE
+            await end(exc)
+            yield sse_error(exc) + DONE
             return
         if forcer is not None:
             tally.adopt(forcer)
+        await end(None)
+        tail = DONE
         if include_usage:
             chunk = {**tally.template, "object": "chat.completion.chunk", "choices": [], "usage": tally.usage_block()}
-            yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
-        yield DONE
+            tail = b"data: " + json.dumps(chunk).encode() + b"\n\n" + DONE
+        yield tail
     except BaseException as exc:  # the client went away (cancellation) or the generator was closed
-        error = exc
+        await end(exc)
         raise
-    finally:
-        with anyio.CancelScope(shield=True):
-            await close()
-        finish(error)
 
 
 async def assemble(events: AsyncIterator[StreamEvent], tally: Tally, forcer: ThinkForcer | None) -> dict[str, Any]:
