@@ -18,7 +18,9 @@ CLASSIFIERS: dict[str, str] = {
     "lexical": ".linear:lexical",
     "embedding": ".linear:embedding",
 }
-DIFFICULTY: dict[str, str] = {}
+DIFFICULTY: dict[str, str] = {
+    "default": ".difficulty:default",
+}
 
 
 def _resolve(table: dict[str, str], kind: str, name: str) -> Callable[[], object]:
