@@ -90,12 +90,19 @@ def test_plan_prices_a_mix_measured_by_the_router(tmp_path):
 
 
 def test_plan_inline_class_mix_and_hardware_transition_save_money():
-    data = run_json("plan", "--tokens-per-month", "5e9", "--mix", "SIMPLE=0.5,REASONING=0.5",
-                    "--model", "deepseek-v3", "--gpu", "h200", "--to-gpu", "b200,rubin", "--to-precision", "fp4")
+    data = run_json("plan", "--tokens-per-month", "5e11", "--mix", "SIMPLE=0.5,REASONING=0.5",
+                    "--model", "deepseek-v3", "--gpu", "h200", "--to-gpu", "b200,rubin", "--precision", "fp4")
     names = [r["name"] for r in data["rows"]]
     assert names[1] == "calibrated routing" and "rubin" in names[-1]
     h200, b200, rubin = data["rows"][2:]
+    assert h200["instances"] > b200["instances"] > rubin["instances"] >= 1
     assert h200["annual_usd"] > b200["annual_usd"] > rubin["annual_usd"]
+
+
+def test_a_small_workload_still_pays_for_a_whole_instance():
+    small = run_json("plan", "--tokens-per-month", "1e6", "--model", "llama-3.1-8b", "--gpu", "b200")["rows"][0]
+    assert small["instances"] == 1
+    assert small["monthly_usd"] == pytest.approx(2.90 * 730)  # one B200 at the typical 3-yr rental, all month
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,7 @@ def cost_cmd(
 def compare_cmd(
     models: Annotated[str, typer.Option("--models", help="comma-separated model ids")] = "llama-3.1-70b,gpt-oss-120b",
     gpus: Annotated[str, typer.Option("--gpus", help="comma-separated GPU ids")] = "h100,b200,gb200,rubin",
+    per_instance: Annotated[Optional[int], typer.Option("--gpus-per-instance", help="same GPU count for every pair (default: fewest that fit)")] = None,
     precision: PrecisionOpt = "fp8",
     context: ContextOpt = 1000,
     output_tokens: OutputOpt = 1000,
@@ -103,7 +104,7 @@ def compare_cmd(
     rows, curves, skipped = [], {}, []
     for m in _ids(models):
         for g in _ids(gpus):
-            req = CostRequest(m, g, precision, None, context, output_tokens, None, min_user_tps, None, utilization)
+            req = CostRequest(m, g, precision, None, context, output_tokens, None, min_user_tps, per_instance, utilization)
             try:
                 rows.append(cost(req))
             except InputError as exc:
@@ -143,6 +144,7 @@ def plan_cmd(
     to_gpu: Annotated[Optional[str], typer.Option("--to-gpu", help="comma-separated GPUs to move to")] = None,
     precision: PrecisionOpt = "fp8",
     to_precision: Annotated[Optional[str], typer.Option("--to-precision", help="precision on the new GPUs (default: --precision)")] = None,
+    gpus_per_instance: Annotated[Optional[int], typer.Option("--gpus-per-instance", help="GPUs per instance (default: fewest that fit)")] = None,
     api: Annotated[Optional[str], typer.Option("--api", help="comma-separated hosted API price ids to include")] = None,
     context: ContextOpt = 1500,
     output_tokens: OutputOpt = 500,
@@ -154,7 +156,7 @@ def plan_cmd(
     from ..config import load_portfolio
     from ..economics.catalog import load_catalog
     from ..economics.mix import load_mix, routing_scenarios
-    from ..economics.planner import CostRequest, Scenario, blended_usd_per_mtok, cost, plan
+    from ..economics.planner import CostRequest, Scenario, blended_usd_per_mtok, cost, hosting_scenario, plan
 
     input_share = context / (context + output_tokens)
     scenarios: list[Scenario] = []
@@ -166,9 +168,8 @@ def plan_cmd(
             raise InputError("a hardware plan needs --model and --gpu (and usually --to-gpu)")
         targets = [(gpu, precision)] + [(g, to_precision or precision) for g in (_ids(to_gpu) if to_gpu else [])]
         for g, p in targets:
-            c = cost(CostRequest(model, g, p, None, context, output_tokens, None, min_user_tps, None, utilization))
-            price = blended_usd_per_mtok(c.usd_per_mtok_input, c.usd_per_mtok_output, input_share)
-            scenarios.append(Scenario(f"{model} on {g} ({p})", price, f"{c.estimate.gpus} GPU(s), {c.estimate.tokens_per_s_per_gpu:,.0f} tok/s/GPU"))
+            c = cost(CostRequest(model, g, p, None, context, output_tokens, None, min_user_tps, gpus_per_instance, utilization))
+            scenarios.append(hosting_scenario(c, input_share))
     if api is not None:
         catalog = load_catalog()
         for pid in _ids(api):
@@ -183,11 +184,12 @@ def plan_cmd(
         _emit({"tokens_per_month": tokens_per_month, "input_share": input_share, "rows": [r.to_dict() for r in rows]})
         return
     table = Table(title=f"{tokens_per_month:,.0f} tokens/month, {input_share:.0%} input; savings vs the first row")
-    for col in ("scenario", "$/Mtok", "monthly", "annual", "annual savings", "detail"):
+    for col in ("scenario", "$/Mtok", "instances", "monthly", "annual", "annual savings", "detail"):
         table.add_column(col, justify="left" if col in ("scenario", "detail") else "right")
     for r in rows:
         table.add_row(
-            r.name, f"{r.usd_per_mtok:.3f}", f"${r.monthly_usd:,.0f}", f"${r.annual_usd:,.0f}",
+            r.name, f"{r.usd_per_mtok:.3f}", "-" if r.instances is None else str(r.instances),
+            f"${r.monthly_usd:,.0f}", f"${r.annual_usd:,.0f}",
             f"${r.annual_savings_usd:,.0f} ({r.savings_share:.0%})", r.detail,
         )
     console.print(table)

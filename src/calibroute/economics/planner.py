@@ -144,20 +144,48 @@ def blended_usd_per_mtok(input_usd: float, output_usd: float, input_share: float
 
 @dataclass(frozen=True)
 class Scenario:
+    """A way to serve the workload: a per-token price, or whole instances with a capacity (self-hosting)."""
+
     name: str
     usd_per_mtok: float
     detail: str = ""
+    instance_usd_per_month: float | None = None
+    instance_tokens_per_month: float | None = None  # at the planned utilisation
+
+    def instances(self, tokens_per_month: float) -> int | None:
+        if self.instance_tokens_per_month is None:
+            return None
+        return max(1, math.ceil(tokens_per_month / self.instance_tokens_per_month))
 
     def spend(self, tokens_per_month: float) -> tuple[float, float]:
-        monthly = tokens_per_month / 1e6 * self.usd_per_mtok
+        """Monthly and annual spend; self-hosting pays for whole instances, however idle."""
+        count = self.instances(tokens_per_month)
+        if count is not None and self.instance_usd_per_month is not None:
+            monthly = count * self.instance_usd_per_month
+        else:
+            monthly = tokens_per_month / 1e6 * self.usd_per_mtok
         return monthly, 12 * monthly
+
+
+def hosting_scenario(c: Cost, input_share: float) -> Scenario:
+    """A self-hosted deployment as a plan row: blended $/Mtok and whole-instance capacity."""
+    est = c.estimate
+    per_month = (est.tokens_per_s + est.input_tokens_per_s) * 3600 * HOURS_PER_MONTH * c.utilization
+    return Scenario(
+        name=f"{c.model} on {c.gpu} ({c.precision})",
+        usd_per_mtok=blended_usd_per_mtok(c.usd_per_mtok_input, c.usd_per_mtok_output, input_share),
+        detail=f"{est.gpus} GPU(s)/instance, {est.tokens_per_s_per_gpu:,.0f} out tok/s/GPU",
+        instance_usd_per_month=est.gpus * c.usd_per_gpu_hour * HOURS_PER_MONTH,
+        instance_tokens_per_month=per_month,
+    )
 
 
 @dataclass(frozen=True)
 class PlanRow:
     name: str
     detail: str
-    usd_per_mtok: float
+    usd_per_mtok: float  # effective: spend / tokens (whole instances included)
+    instances: int | None
     monthly_usd: float
     annual_usd: float
     annual_savings_usd: float
@@ -178,9 +206,9 @@ def plan(scenarios: list[Scenario], tokens_per_month: float) -> list[PlanRow]:
     for sc in scenarios:
         monthly, annual = sc.spend(tokens_per_month)
         saved = base_annual - annual
-        rows.append(
-            PlanRow(sc.name, sc.detail, sc.usd_per_mtok, monthly, annual, saved, saved / base_annual if base_annual else 0.0)
-        )
+        effective = monthly / (tokens_per_month / 1e6)
+        share = saved / base_annual if base_annual else 0.0
+        rows.append(PlanRow(sc.name, sc.detail, effective, sc.instances(tokens_per_month), monthly, annual, saved, share))
     return rows
 
 

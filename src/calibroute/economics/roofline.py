@@ -156,6 +156,18 @@ def weight_bytes_read(model: Model, precision: str, tokens: float) -> tuple[floa
     return shared * BYTES[precision], model.moe.layers * touched * model.expert_params() * BYTES[precision]
 
 
+def moe_activation_bytes(model: Model, tokens: float) -> float:
+    """Activation traffic of routing: each token's k copies are permuted, pass two grouped GEMMs and are combined.
+
+    Per copy: hidden state written and read at dispatch and combine (4 x hidden) and the gate/up output
+    and activated intermediate written and read (2 x 2 x ffn + 2 x ffn), all in BF16.
+    """
+    if model.moe is None:
+        return 0.0
+    per_copy = (4 * model.hidden + 6 * model.moe.expert_ffn) * BYTES["bf16"]
+    return tokens * model.moe.layers * model.moe.per_token * per_copy
+
+
 def _expert_flops_share(model: Model) -> float:
     """Fraction of the per-token parameter FLOPs spent in routed experts."""
     if model.moe is None:
@@ -204,7 +216,7 @@ def decode_step(dep: Deployment, batch: int, ctx: float, eff: Efficiency) -> Ste
     flops = _param_flops(model, batch, eff) + batch * model.attention.decode_flops_per_ctx_token() * (full + bounded)
     bandwidth, peak = _rates(dep, eff)
     return Step(
-        memory_s=((shared + experts) / n + kv / dep.kv_shards) / bandwidth,
+        memory_s=((shared + experts + moe_activation_bytes(model, batch)) / n + kv / dep.kv_shards) / bandwidth,
         compute_s=flops / n / peak,
         comm_s=comm_seconds(dep, batch, 1, eff) + model.layers * eff.layer_overhead_us * 1e-6,
     )
@@ -220,7 +232,7 @@ def prefill_seconds(dep: Deployment, requests: int, input_tokens: int, eff: Effi
     compute = flops / n / peak
     chunks = max(1, math.ceil(tokens / eff.prefill_chunk_tokens))
     shared, experts = weight_bytes_read(model, dep.precision, min(tokens, eff.prefill_chunk_tokens))
-    memory = chunks * (shared + experts) / n / bandwidth
+    memory = (chunks * (shared + experts) + moe_activation_bytes(model, tokens)) / n / bandwidth
     return max(compute, memory) + comm_seconds(dep, tokens, chunks, eff)
 
 
