@@ -166,8 +166,8 @@ class Gateway:
             _, (tr, data) = await self.fallback.run([decision.model, *decision.fallbacks], attempt, out.tried)
             out.budget = tr.budget
             out.tally.see(data)
-            usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-            data["usage"] = {**usage, **out.tally.usage_block()}
+            usage = data.get("usage")
+            data["usage"] = {**(usage if isinstance(usage, dict) else {}), **out.tally.usage_block()}
         self.finish(out, None)
         return Response(json.dumps(data), media_type="application/json", headers=self.headers(out))
 

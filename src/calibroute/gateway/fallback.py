@@ -64,7 +64,7 @@ class Fallback:
         return b
 
     def delay(self, retry: int) -> float:
-        base = min(self.backoff_max_s, self.backoff_s * (2**retry))
+        base: float = min(self.backoff_max_s, self.backoff_s * (2.0**retry))
         return base * (0.5 + random.random() / 2)
 
     async def run(self, models: list[str], attempt: Callable[[str], Awaitable[T]], tried: Attempted) -> tuple[str, T]:
