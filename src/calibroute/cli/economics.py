@@ -154,9 +154,8 @@ def plan_cmd(
 ) -> None:
     """Monthly and annual spend of a workload and the savings of routing or of a hardware transition."""
     from ..config import load_portfolio
-    from ..economics.catalog import load_catalog
-    from ..economics.mix import load_mix, routing_scenarios
-    from ..economics.planner import CostRequest, Scenario, blended_usd_per_mtok, cost, hosting_scenario, plan
+    from ..economics.mix import api_scenario, load_mix, routing_scenarios
+    from ..economics.planner import CostRequest, Scenario, cost, hosting_scenario, plan
 
     input_share = context / (context + output_tokens)
     scenarios: list[Scenario] = []
@@ -171,14 +170,7 @@ def plan_cmd(
             c = cost(CostRequest(model, g, p, None, context, output_tokens, None, min_user_tps, gpus_per_instance, utilization))
             scenarios.append(hosting_scenario(c, input_share))
     if api is not None:
-        catalog = load_catalog()
-        for pid in _ids(api):
-            if pid not in catalog.prices:
-                from ..economics.catalog import nearest_hint
-
-                raise InputError(f"unknown API price id {pid!r}{nearest_hint(pid, list(catalog.prices))}")
-            p = catalog.prices[pid]
-            scenarios.append(Scenario(f"API {pid}", blended_usd_per_mtok(p.input, p.output, input_share), f"list price {p.date}"))
+        scenarios += [api_scenario(pid, input_share) for pid in _ids(api)]
     rows = plan(scenarios, tokens_per_month)
     if as_json:
         _emit({"tokens_per_month": tokens_per_month, "input_share": input_share, "rows": [r.to_dict() for r in rows]})

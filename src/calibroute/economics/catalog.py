@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from functools import lru_cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -61,7 +61,7 @@ class Gpu(_Strict):
     def tflops(self, precision: str) -> float:
         """Dense tensor rate; FP4 without FP4 tensor cores runs as weight-only FP4 at the FP8 rate."""
         if precision in self.dense_tflops:
-            return self.dense_tflops[precision]  # type: ignore[index]
+            return self.dense_tflops[precision]
         return self.dense_tflops["fp8"]
 
 
@@ -176,7 +176,7 @@ def check_precision(precision: str) -> Precision:
     key = precision.strip().lower()
     if key not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}{nearest_hint(key, list(PRECISIONS))}")
-    return key  # type: ignore[return-value]
+    return key
 
 
 def nearest_hint(key: str, known: list[str]) -> str:
@@ -185,7 +185,7 @@ def nearest_hint(key: str, known: list[str]) -> str:
     return f"{hint} (valid: {', '.join(sorted(known))})"
 
 
-def _read(name: str) -> dict[str, object]:
+def _read(name: str) -> dict[str, Any]:
     text = resources.files("calibroute.economics").joinpath("data", name).read_text("utf-8")
     data = yaml.safe_load(text)
     if not isinstance(data, dict):
@@ -197,9 +197,9 @@ def _read(name: str) -> dict[str, object]:
 def load_catalog() -> Catalog:
     """Parse and validate the three shipped catalog files (once per process)."""
     try:
-        gpus = [Gpu.model_validate(g) for g in _read("gpus.yaml")["gpus"]]  # type: ignore[union-attr]
-        models = [Model.model_validate(m) for m in _read("models.yaml")["models"]]  # type: ignore[union-attr]
-        prices = [ApiPrice.model_validate(p) for p in _read("api_prices.yaml")["prices"]]  # type: ignore[union-attr]
+        gpus = [Gpu.model_validate(g) for g in _read("gpus.yaml")["gpus"]]
+        models = [Model.model_validate(m) for m in _read("models.yaml")["models"]]
+        prices = [ApiPrice.model_validate(p) for p in _read("api_prices.yaml")["prices"]]
     except (ValidationError, KeyError, TypeError) as exc:
         raise ArtifactError(f"economics catalog is invalid: {exc}") from None
     aliases = {a: m.id for m in models for a in m.aliases}

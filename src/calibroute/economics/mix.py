@@ -9,12 +9,13 @@ Shares are of requests; the planner treats them as shares of tokens.
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import TASK_CLASSES, Portfolio
 from ..errors import InputError
+from .catalog import load_catalog, nearest_hint
 from .planner import Scenario, blended_usd_per_mtok
 
 
@@ -61,8 +62,8 @@ def mix_from_jsonl(path: Path, portfolio: Portfolio) -> Mix:
 
 def mix_from_spec(spec: str, portfolio: Portfolio) -> Mix:
     """Parse ``NAME=share,...`` where NAME is a task class or a portfolio model."""
-    models: Counter[str] = Counter()
-    classes: dict[str, float] = {}
+    models: dict[str, float] = defaultdict(float)
+    classes: dict[str, float] = defaultdict(float)
     for part in filter(None, (p.strip() for p in spec.split(","))):
         name, sep, value = part.partition("=")
         try:
@@ -72,7 +73,7 @@ def mix_from_spec(spec: str, portfolio: Portfolio) -> Mix:
         if not sep or share < 0:
             raise InputError(f"mix {part!r}: expected NAME=share, e.g. SIMPLE=0.5")
         if name.upper() in TASK_CLASSES:
-            classes[name.upper()] = classes.get(name.upper(), 0.0) + share
+            classes[name.upper()] += share
             models[portfolio.routes[name.upper()].models[0]] += share  # type: ignore[index]
         else:
             models[portfolio.model(name).name] += share
@@ -102,3 +103,12 @@ def routing_scenarios(mix: Mix, portfolio: Portfolio, input_share: float) -> lis
         Scenario(f"all traffic on {largest}", price(largest), "no routing (the largest model)"),
         Scenario("calibrated routing", routed, f"{detail} — from {mix.source}"),
     ]
+
+
+def api_scenario(price_id: str, input_share: float) -> Scenario:
+    """A hosted API at its catalog list price."""
+    prices = load_catalog().prices
+    if price_id not in prices:
+        raise InputError(f"unknown API price id {price_id!r}{nearest_hint(price_id, list(prices))}")
+    listed = prices[price_id]
+    return Scenario(f"API {price_id}", blended_usd_per_mtok(listed.input, listed.output, input_share), f"list price {listed.date}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import InputError
@@ -76,7 +76,7 @@ def smallest_fit(dep: Deployment, work: Workload, eff: Efficiency, concurrency: 
     need = concurrency or MIN_SERVING_BATCH
     for n in candidate_gpu_counts(dep.gpu.domain_size):
         trial = Deployment(dep.model, dep.gpu, dep.precision, dep.kv_precision, n)
-        if max_concurrency(trial, work, Efficiency(**{**eff.__dict__, "max_batch_per_gpu": 10**9})) >= need:
+        if max_concurrency(trial, work, replace(eff, max_batch_per_gpu=10**9)) >= need:
             return n
     return None
 
@@ -226,7 +226,7 @@ def interactivity_curve(req: CostRequest, eff: Efficiency | None = None, points:
     batches = sorted({max(1, round(top.estimate.max_concurrency ** (i / (points - 1)))) for i in range(points)})
     curve = []
     for batch in batches:
-        c = cost(CostRequest(**{**req.__dict__, "concurrency": batch, "gpus": top.estimate.gpus, "min_user_tps": None}), eff)
+        c = cost(replace(req, concurrency=batch, gpus=top.estimate.gpus, min_user_tps=None), eff)
         est = c.estimate
         curve.append(CurvePoint(batch, est.user_tokens_per_s, est.tokens_per_s_per_gpu, c.usd_per_mtok_output))
     return curve

@@ -144,7 +144,7 @@ def kv_bytes(model: Model, ctx: float, kv_precision: str, *, reading: bool = Fal
 
 def experts_touched(experts: int, per_token: int, tokens: float) -> float:
     """Expected distinct experts hit per MoE layer by ``tokens`` tokens under uniform routing."""
-    return experts * (1.0 - (1.0 - per_token / experts) ** tokens)
+    return experts * (1.0 - float((1.0 - per_token / experts) ** tokens))
 
 
 def weight_bytes_read(model: Model, precision: str, tokens: float) -> tuple[float, float]:
