@@ -118,3 +118,8 @@ def test_catalog_lists_every_gpu_and_model():
     data = run_json("catalog")
     assert {"h100", "h200", "b200", "gb200", "b300", "rubin"} <= {g["id"] for g in data["gpus"]}
     assert {"llama-3.1-8b", "deepseek-v3", "qwen3-235b-a22b", "gpt-oss-120b"} <= {m["id"] for m in data["models"]}
+
+
+def test_plan_names_the_nearest_api_price_ids():
+    result = runner.invoke(app, ["economics", "plan", "--tokens-per-month", "1e9", "--api", "gpt5"])
+    assert result.exit_code == 2 and "did you mean gpt-5" in result.output

@@ -154,8 +154,8 @@ def plan_cmd(
 ) -> None:
     """Monthly and annual spend of a workload and the savings of routing or of a hardware transition."""
     from ..config import load_portfolio
-    from ..economics.mix import api_scenario, load_mix, routing_scenarios
-    from ..economics.planner import CostRequest, Scenario, cost, hosting_scenario, plan
+    from ..economics.mix import load_mix, routing_scenarios
+    from ..economics.planner import CostRequest, Scenario, api_scenario, cost, hosting_scenario, plan
 
     input_share = context / (context + output_tokens)
     scenarios: list[Scenario] = []

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ..config import TASK_CLASSES, Portfolio
 from ..errors import InputError
-from .catalog import load_catalog, nearest_hint
 from .planner import Scenario, blended_usd_per_mtok
 
 
@@ -104,11 +103,3 @@ def routing_scenarios(mix: Mix, portfolio: Portfolio, input_share: float) -> lis
         Scenario("calibrated routing", routed, f"{detail} — from {mix.source}"),
     ]
 
-
-def api_scenario(price_id: str, input_share: float) -> Scenario:
-    """A hosted API at its catalog list price."""
-    prices = load_catalog().prices
-    if price_id not in prices:
-        raise InputError(f"unknown API price id {price_id!r}{nearest_hint(price_id, list(prices))}")
-    listed = prices[price_id]
-    return Scenario(f"API {price_id}", blended_usd_per_mtok(listed.input, listed.output, input_share), f"list price {listed.date}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import InputError
-from .catalog import Catalog, check_precision, load_catalog
+from .catalog import Catalog, check_precision, load_catalog, nearest_hint
 from .roofline import Deployment, Efficiency, Estimate, Workload, estimate, max_concurrency
 from .validate import default_kv_precision
 
@@ -178,6 +178,15 @@ def hosting_scenario(c: Cost, input_share: float) -> Scenario:
         instance_usd_per_month=est.gpus * c.usd_per_gpu_hour * HOURS_PER_MONTH,
         instance_tokens_per_month=per_month,
     )
+
+
+def api_scenario(price_id: str, input_share: float) -> Scenario:
+    """A hosted API at its catalog list price."""
+    prices = load_catalog().prices
+    if price_id not in prices:
+        raise InputError(f"unknown API price id {price_id!r}{nearest_hint(price_id, list(prices))}")
+    listed = prices[price_id]
+    return Scenario(f"API {price_id}", blended_usd_per_mtok(listed.input, listed.output, input_share), f"list price {listed.date}")
 
 
 @dataclass(frozen=True)
