@@ -12,19 +12,19 @@ import argparse
 import os
 import random
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from calibroute.classify.corpus import CHAT_SOURCES, CLASSES, grouped_split  # noqa: E402
-from calibroute.classify.embedding import StaticEmbedder  # noqa: E402
-from calibroute.classify.linear import (  # noqa: E402
+from calibroute.classify.corpus import CHAT_SOURCES, CLASSES, grouped_split
+from calibroute.classify.embedding import StaticEmbedder
+from calibroute.classify.linear import (
     ARTIFACT_DIR,
     STATIC_TOKENIZER,
     STATIC_VECTORS,
@@ -33,8 +33,8 @@ from calibroute.classify.linear import (  # noqa: E402
     LinearTaskClassifier,
     softmax,
 )
-from calibroute.classify.training import FeatureCache, TrainConfig, load_training_rows, train_variant  # noqa: E402
-from calibroute.datasets import data_root  # noqa: E402
+from calibroute.classify.training import FeatureCache, TrainConfig, load_training_rows, train_variant
+from calibroute.datasets import data_root
 
 THRESHOLDS = (0.0, 0.4, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9)
 GENERAL = CLASSES.index("GENERAL")
@@ -43,18 +43,36 @@ GENERAL = CLASSES.index("GENERAL")
 HARD_CASES: list[tuple[str, set[str]]] = [
     ("Prove that sqrt(2) is irrational.", {"SIMPLE", "OPEN_ENDED"}),
     ("Write a poem about autumn.", {"REASONING", "SIMPLE"}),
-    ("Classify this review's sentiment as positive or negative: 'The battery died after two days.'", {"REASONING", "OPEN_ENDED"}),
+    (
+        "Classify this review's sentiment as positive or negative: 'The battery died after two days.'",
+        {"REASONING", "OPEN_ENDED"},
+    ),
     ("What is the capital of Australia?", {"REASONING", "OPEN_ENDED"}),
-    ("Summarize the following paragraph in one sentence: The city council met on Tuesday to discuss the new budget, which includes funding for parks and roads.", {"REASONING", "OPEN_ENDED"}),
+    (
+        "Summarize the following paragraph in one sentence: The city council met on Tuesday to discuss the new budget, which includes funding for parks and roads.",
+        {"REASONING", "OPEN_ENDED"},
+    ),
     ("Write a Python function that returns the n-th Fibonacci number in O(log n) time.", {"SIMPLE", "OPEN_ENDED"}),
-    ("A train leaves at 3pm going 60 mph; another leaves at 4pm going 80 mph. When does the second catch up?", {"SIMPLE", "OPEN_ENDED"}),
+    (
+        "A train leaves at 3pm going 60 mph; another leaves at 4pm going 80 mph. When does the second catch up?",
+        {"SIMPLE", "OPEN_ENDED"},
+    ),
     ("Brainstorm ten names for a coffee shop run by cats.", {"REASONING", "SIMPLE"}),
-    ("I want you to act as a travel guide. I will tell you my location and you will suggest places to visit.", {"REASONING", "SIMPLE"}),
+    (
+        "I want you to act as a travel guide. I will tell you my location and you will suggest places to visit.",
+        {"REASONING", "SIMPLE"},
+    ),
     ("Write a short story about a robot who learns to paint.", {"REASONING", "SIMPLE"}),
     ("Find all integers n such that n^2 + 1 is divisible by n + 1.", {"SIMPLE", "OPEN_ENDED"}),
-    ("Why does my React component re-render twice? Here is the code: useEffect(() => { fetchData(); }, [])", {"SIMPLE", "OPEN_ENDED"}),
+    (
+        "Why does my React component re-render twice? Here is the code: useEffect(() => { fetchData(); }, [])",
+        {"SIMPLE", "OPEN_ENDED"},
+    ),
     ("Translate 'good morning' into French.", {"REASONING", "OPEN_ENDED"}),
-    ("Extract all email addresses from this text: contact alice@example.com or bob@test.org for details.", {"REASONING", "OPEN_ENDED"}),
+    (
+        "Extract all email addresses from this text: contact alice@example.com or bob@test.org for details.",
+        {"REASONING", "OPEN_ENDED"},
+    ),
     ("What are the pros and cons of remote work for a small startup?", {"REASONING", "SIMPLE"}),
     ("How should I prepare for a job interview as a nurse?", {"REASONING", "SIMPLE"}),
     ("Rewrite this sentence to sound more formal: gonna be late, sorry.", {"REASONING", "OPEN_ENDED"}),
@@ -97,7 +115,10 @@ def ece(prob: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
 
 def threshold_rows(prob: np.ndarray, y: np.ndarray) -> list[str]:
     """Routing with fallback: confidence < t -> GENERAL. Misroute = routed to a wrong specialised class."""
-    lines = ["| threshold | routed as classified | accuracy of classified | misroute rate (all) | end-to-end accuracy (GENERAL fallback counts as wrong unless GENERAL) |", "|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| threshold | routed as classified | accuracy of classified | misroute rate (all) | end-to-end accuracy (GENERAL fallback counts as wrong unless GENERAL) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     conf, pred = prob.max(1), prob.argmax(1)
     for t in THRESHOLDS:
         kept = conf >= t
@@ -171,9 +192,12 @@ def main() -> None:
     out: list[str] = ["# Task classifier benchmark", ""]
     cmd = "nice python bench/classifier.py " + " ".join(sys.argv[1:])
     out += [f"Command: `{cmd.strip()}`", ""]
-    out += [f"Pool after near-duplicate removal and cap {cfg.cap}/(source,label): {len(rows)} rows; "
-            f"grouped held-out split: {len(tr)} train / {len(te)} test rows, "
-            f"{len({ex.group for ex in test})} of {len({ex.group for ex in rows})} groups held out whole.", ""]
+    pool_line = (
+        f"Pool after near-duplicate removal and cap {cfg.cap}/(source,label): {len(rows)} rows; "
+        f"grouped held-out split: {len(tr)} train / {len(te)} test rows, "
+        f"{len({ex.group for ex in test})} of {len({ex.group for ex in rows})} groups held out whole."
+    )
+    out += [pool_line, ""]
     summary = [
         "| variant | macro-F1 | accuracy | macro-F1, random row split | ECE | temperature | p50 ms | p99 ms | artifact MB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -193,18 +217,26 @@ def main() -> None:
             art.save(Path(tmp) / "a.npz")
             mb = (Path(tmp) / "a.npz").stat().st_size / 1e6
         if art.uses_embedding:
-            mb += (args.static / STATIC_VECTORS).stat().st_size / 1e6 + (args.static / STATIC_TOKENIZER).stat().st_size / 1e6
+            mb += (args.static / STATIC_VECTORS).stat().st_size / 1e6 + (
+                args.static / STATIC_TOKENIZER
+            ).stat().st_size / 1e6
         iid = iid_macro_f1(cache, variant, cfg)
-        summary.append(f"| {variant} | {macro_f1(y, pred):.3f} | {(pred == y).mean():.3f} | {iid:.3f} | {ece(prob, y):.3f} | "
-                       f"{art.temperature:.2f} | {p50:.3f} | {p99:.3f} | {mb:.2f} |")
-        details += [f"### {variant} (fit {fit_s:.0f} s)", "", "Grouped held-out, per class:", ""] + prf_table(y, pred) + [""]
+        summary.append(
+            f"| {variant} | {macro_f1(y, pred):.3f} | {(pred == y).mean():.3f} | {iid:.3f} | {ece(prob, y):.3f} | "
+            f"{art.temperature:.2f} | {p50:.3f} | {p99:.3f} | {mb:.2f} |"
+        )
+        details += (
+            [f"### {variant} (fit {fit_s:.0f} s)", "", "Grouped held-out, per class:", ""] + prf_table(y, pred) + [""]
+        )
         details += ["Per source (held-out rows): accuracy", ""]
         srcs = sorted({rows[i].source for i in te})
         details += ["| source | n | accuracy |", "|---|---:|---:|"]
         for s in srcs:
             m = np.asarray([rows[i].source == s for i in te])
             details.append(f"| {s} | {int(m.sum())} | {(pred[m] == y[m]).mean():.3f} |")
-        details += ["", "Confidence threshold (low confidence falls back to GENERAL):", ""] + threshold_rows(prob, y) + [""]
+        details += (
+            ["", "Confidence threshold (low confidence falls back to GENERAL):", ""] + threshold_rows(prob, y) + [""]
+        )
         hard[variant] = [(clf.classify(p).task_class.value, clf.classify(p).confidence) for p, _ in HARD_CASES]
         if not args.skip_loso:
             details += ["Leave-one-chat-source-out (train without the source, test on all its rows):", ""]
@@ -214,11 +246,18 @@ def main() -> None:
                 art_s = train_variant(cache, tr_s, variant, cfg, calibrate=False)
                 ys = cache.y[te_s]
                 ps = logits_for(art_s, cache, te_s, variant).argmax(1)
-                details += [f"**{src}** ({te_s.size} rows, accuracy {(ps == ys).mean():.3f})", ""] + prf_table(ys, ps) + [""]
+                details += (
+                    [f"**{src}** ({te_s.size} rows, accuracy {(ps == ys).mean():.3f})", ""] + prf_table(ys, ps) + [""]
+                )
         print(f"{variant} done", file=sys.stderr)
     out += ["## Summary (grouped held-out split)", ""] + summary + [""]
     out += ["Latency: in-process `classify()` on a 300-word prompt, one thread, 2,000 calls after warm-up.", ""]
-    out += ["## Hard cases", "", "| prompt | must not be | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
+    out += [
+        "## Hard cases",
+        "",
+        "| prompt | must not be | " + " | ".join(variants) + " |",
+        "|---|---|" + "---|" * len(variants),
+    ]
     for i, (p, bad) in enumerate(HARD_CASES):
         cells = []
         for v in variants:

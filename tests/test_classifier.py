@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from calibroute.classify import CLASSIFIERS, Classifier, load_classifier
 from calibroute.classify.corpus import CLASSES, Example, balance, grouped_split, load_pool
+from calibroute.classify.features import HashedFeaturizer
 from calibroute.classify.linear import LinearArtifact, LinearTaskClassifier, artifact_name, load_variant
 from calibroute.classify.training import FeatureCache, TrainConfig, train_from_rows, train_variant
-from calibroute.classify.features import HashedFeaturizer
 from calibroute.cli import app
 from calibroute.datasets import data_root
 from calibroute.errors import ArtifactError, DataError
@@ -73,7 +73,7 @@ def test_default_path_does_not_import_torch():
         "load_classifier('default').classify('prove that sqrt(2) is irrational')\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
 
@@ -84,7 +84,10 @@ def test_default_path_does_not_import_torch():
         ("Write a Python function that checks whether a string is a palindrome.", TaskClass.REASONING),
         ("Write a poem about autumn.", TaskClass.OPEN_ENDED),
         ("Write a short story about a lighthouse keeper who finds a message in a bottle.", TaskClass.OPEN_ENDED),
-        ("Classify this review's sentiment as positive or negative: 'The battery died after two days.'", TaskClass.SIMPLE),
+        (
+            "Classify this review's sentiment as positive or negative: 'The battery died after two days.'",
+            TaskClass.SIMPLE,
+        ),
         ("I still haven't received my new card, when will it arrive?", TaskClass.SIMPLE),
     ],
 )

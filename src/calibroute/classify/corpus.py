@@ -36,7 +36,7 @@ class Example:
 
 def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if line.strip():
                 try:
@@ -59,7 +59,9 @@ def _prefix_group(source: str, text: str, n_buckets: int = 12) -> str:
 def _arena(root: Path) -> Iterator[Example]:
     for row in _jsonl(root / "arena_hard_v2" / "question.jsonl"):
         label = "OPEN_ENDED" if row["category"] == "creative_writing" else "REASONING"
-        yield Example(row["prompt"], label, "arena_hard_v2", _prefix_group(f"arena_hard_v2/{row['subcategory']}", row["prompt"]))
+        yield Example(
+            row["prompt"], label, "arena_hard_v2", _prefix_group(f"arena_hard_v2/{row['subcategory']}", row["prompt"])
+        )
 
 
 _HELLO_CHAT = {
@@ -155,7 +157,14 @@ def _qwen(root: Path) -> Iterator[Example]:
         yield Example(f"{row['question']}\n{opts}".strip(), "REASONING", "qwen25_math_eval", "aqua")
 
 
-_T0_OPEN = ("generate_story", "spice_up_story", "write_an_article", "expand_reverse_task", "build_story_around_qa", "generate_review")
+_T0_OPEN = (
+    "generate_story",
+    "spice_up_story",
+    "write_an_article",
+    "expand_reverse_task",
+    "build_story_around_qa",
+    "generate_review",
+)
 _T0_DATASETS = (
     "adversarial_qa", "ag_news", "amazon_polarity", "app_reviews", "cnn_dailymail", "commonsense_qa", "cosmos_qa",
     "dbpedia_14", "dream", "duorc", "gigaword", "glue_mrpc", "glue_qqp", "imdb", "kilt_tasks_hotpotqa", "multi_news",

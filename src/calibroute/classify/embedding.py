@@ -32,7 +32,7 @@ class StaticEmbedder:
         self.unk_id = -1 if unk is None else int(unk)
 
     @classmethod
-    def load(cls, vectors_path: Path, tokenizer_path: Path) -> "StaticEmbedder":
+    def load(cls, vectors_path: Path, tokenizer_path: Path) -> StaticEmbedder:
         try:
             with np.load(vectors_path, allow_pickle=False) as data:
                 q, scale = data["q"], data["scale"]
@@ -56,8 +56,11 @@ class StaticEmbedder:
         tokenizer_path.write_text((model_dir / "tokenizer.json").read_text(encoding="utf-8"), encoding="utf-8")
 
     def _ids(self, text: str) -> np.ndarray:
-        ids = np.asarray(self.tokenizer.encode(clip_text(text), add_special_tokens=False).ids[:MAX_TOKENS], dtype=np.int64)
-        return ids[(ids != self.unk_id) & (ids < self.vectors.shape[0])]
+        ids = np.asarray(
+            self.tokenizer.encode(clip_text(text), add_special_tokens=False).ids[:MAX_TOKENS], dtype=np.int64
+        )
+        kept: np.ndarray = ids[(ids != self.unk_id) & (ids < self.vectors.shape[0])]
+        return kept
 
     def encode(self, text: str) -> np.ndarray:
         ids = self._ids(text)

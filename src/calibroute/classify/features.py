@@ -59,7 +59,8 @@ def _mix(h: np.ndarray, seed: int) -> np.ndarray:
     h = h * _MIX1
     h = h ^ (h >> _S33)
     h = h * _MIX2
-    return h ^ (h >> _S33)
+    out: np.ndarray = h ^ (h >> _S33)
+    return out
 
 
 def _char_ngram_hashes(data: np.ndarray, n: int) -> np.ndarray:
@@ -101,7 +102,7 @@ class HashedFeaturizer:
         }
 
     @classmethod
-    def from_config(cls, cfg: dict[str, object]) -> "HashedFeaturizer":
+    def from_config(cls, cfg: dict[str, object]) -> HashedFeaturizer:
         ngrams = cfg.get("char_ngrams", (3, 4, 5))
         assert isinstance(ngrams, (list, tuple))
         return cls(
@@ -138,7 +139,7 @@ class HashedFeaturizer:
         vals = np.full(idx.size, 1.0 / math.sqrt(idx.size), dtype=np.float32)
         return idx, vals
 
-    def featurize(self, texts: Sequence[str]) -> "csr_matrix":
+    def featurize(self, texts: Sequence[str]) -> csr_matrix:
         """A CSR matrix (len(texts) x n_buckets) for training; needs scipy."""
         from scipy.sparse import csr_matrix
 
@@ -178,9 +179,9 @@ STAT_NAMES: tuple[str, ...] = (
 )
 
 _LATEX_RE = re.compile(r"\$|\\(?:frac|sqrt|sum|int|cdot|le|ge|begin|mathbb|pi|alpha|theta)")
-_CODE_RE = re.compile(r"```|\bdef |\bclass |\breturn\b|\bfunction\b|[{};]\s*$|#include|=>|\bimport ", re.M)
+_CODE_RE = re.compile(r"```|\bdef |\bclass |\breturn\b|\bfunction\b|[{};]\s*$|#include|=>|\bimport ", re.MULTILINE)
 _MATHOP_RE = re.compile(r"\d\s*[-+*/^=<>]\s*\d")
-_LIST_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.M)
+_LIST_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.MULTILINE)
 
 
 def _stats(text: str) -> list[float]:
@@ -213,7 +214,7 @@ def text_stats(texts: Sequence[str]) -> np.ndarray:
 _DEFAULT = HashedFeaturizer()
 
 
-def featurize(texts: Sequence[str]) -> "csr_matrix":
+def featurize(texts: Sequence[str]) -> csr_matrix:
     """Hashed lexical features with the default configuration (CSR, needs scipy)."""
     return _DEFAULT.featurize(texts)
 

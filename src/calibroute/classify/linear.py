@@ -62,7 +62,7 @@ class LinearArtifact:
         np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
 
     @classmethod
-    def load(cls, path: Path) -> "LinearArtifact":
+    def load(cls, path: Path) -> LinearArtifact:
         try:
             with np.load(path, allow_pickle=False) as data:
                 header = json.loads(str(data["header"]))

@@ -22,8 +22,8 @@ from .embedding import StaticEmbedder
 from .features import HashedFeaturizer
 from .linear import (
     ARTIFACT_DIR,
-    STATIC_TOKENIZER,
     SHIPPED_VARIANTS,
+    STATIC_TOKENIZER,
     STATIC_VECTORS,
     VARIANTS,
     LinearArtifact,
@@ -100,7 +100,9 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(res.x))
 
 
-def _artifact(cache: FeatureCache, variant: str, coef: np.ndarray, bias: np.ndarray, t: float, meta: dict[str, Any]) -> LinearArtifact:
+def _artifact(
+    cache: FeatureCache, variant: str, coef: np.ndarray, bias: np.ndarray, t: float, meta: dict[str, Any]
+) -> LinearArtifact:
     n_hash = cache.featurizer.n_buckets if variant != "embedding" else 0
     return LinearArtifact(
         classes=list(CLASSES),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,10 +12,19 @@ from ..errors import InputError
 
 
 def train_classifier(
-    data: Annotated[Optional[Path], typer.Option("--data", help="shared data folder (default: $CALIBROUTE_DATA or ../shared/data)")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="where to write artifacts (default: the package's artifacts folder)")] = None,
-    variant: Annotated[Optional[list[str]], typer.Option("--variant", help="lexical, embedding or combined (repeatable; default lexical + embedding)")] = None,
-    static_model: Annotated[Optional[Path], typer.Option("--static-model", help="a model2vec folder to pack as the static embedding")] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="shared data folder (default: $CALIBROUTE_DATA or ../shared/data)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="where to write artifacts (default: the package's artifacts folder)")
+    ] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option("--variant", help="lexical, embedding or combined (repeatable; default lexical + embedding)"),
+    ] = None,
+    static_model: Annotated[
+        Path | None, typer.Option("--static-model", help="a model2vec folder to pack as the static embedding")
+    ] = None,
     cap: Annotated[int, typer.Option(help="max rows per (source, label)")] = 500,
     seed: Annotated[int, typer.Option(help="random seed (splits, sampling)")] = 0,
 ) -> None:
