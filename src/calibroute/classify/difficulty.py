@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -106,18 +106,17 @@ class DifficultyModel:
         return float(np.interp(share, grid, self.quantiles))
 
     def strong_share_at(self, threshold: float) -> float:
-        """The inverse: share of reference traffic with p below ``threshold``."""
-        grid = np.linspace(0.0, 1.0, self.quantiles.size)
-        return float(np.interp(threshold, self.quantiles, grid, left=0.0, right=1.0))
+        """The inverse: share of reference traffic with p below ``threshold`` (to 1 / N_QUANTILES)."""
+        below = int(np.searchsorted(self.quantiles, float(threshold), side="left"))
+        return min(1.0, below / (self.quantiles.size - 1))
 
     def with_reference(self, reference_texts: Sequence[str]) -> "DifficultyModel":
-        """Recalibrate the quantile table on another reference prompt set (same weights)."""
+        """A copy with the quantile table recalibrated on another reference prompt set (same weights)."""
         if not reference_texts:
             raise InputError("reference prompt set is empty")
         p = self.p_weak_suffices_batch(reference_texts)
-        self.quantiles = np.quantile(p, np.linspace(0.0, 1.0, N_QUANTILES))
-        self.meta["n_reference"] = len(reference_texts)
-        return self
+        quantiles = np.quantile(p, np.linspace(0.0, 1.0, N_QUANTILES))
+        return replace(self, quantiles=quantiles, meta={**self.meta, "n_reference": len(reference_texts)})
 
     # ---- persistence ---------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ def train_difficulty(
     both_wrong: Annotated[str, typer.Option("--both-wrong", help="when both models fail: 'weak' (label: weak suffices) or 'drop'")] = "weak",
 ) -> None:
     """Train the difficulty estimator (deterministic for the same data and options)."""
-    from ..classify.difficulty import ARTIFACT_DIR
+    from ..classify.difficulty import ARTIFACT_DIR, FEATURE_KINDS
     from ..datasets import data_root
 
     try:
@@ -31,6 +31,9 @@ def train_difficulty(
     if c <= 0:
         raise InputError("--c must be > 0")
     features = tuple(dict.fromkeys(["stats", *(feature or ["hash"])]))
+    unknown = sorted(set(features) - set(FEATURE_KINDS))
+    if unknown:
+        raise InputError(f"unknown --feature {', '.join(unknown)}; known features: {', '.join(FEATURE_KINDS)}")
     cfg = DifficultyConfig(features=features, c=c, both_wrong=both_wrong)  # type: ignore[arg-type]
     console = Console(stderr=True)
     data_dir = data if data is not None else data_root()
