@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -23,17 +24,17 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from calibroute.classify.difficulty import DifficultyModel, default
-from calibroute.classify.difficulty_data import EVAL_ONLY_PAIRS, TRAIN_DATASETS, LabelledSet, labelled_set
-from calibroute.classify.difficulty_train import DifficultyConfig, reference_prompts, train_difficulty
+from calibroute.classify.difficulty import DifficultyModel, default, fit_difficulty
+from calibroute.classify.difficulty_data import TRAIN_DATASETS, LabelledSet, hash_heldout, training_rows
+from calibroute.classify.difficulty_train import DifficultyConfig, load_sets, reference_prompts, train_difficulty
 from calibroute.datasets import data_root
 from calibroute.evaluate.metrics import apgr, cpt, oracle_share_curve, routellm_points
 
 SHARES = (0.1, 0.2, 0.3, 0.5)
 VARIANTS: dict[str, DifficultyConfig] = {
-    "stats": DifficultyConfig(features=("stats",)),
-    "stats+hash C=1 (shipped)": DifficultyConfig(),
-    "stats+hash C=0.3": DifficultyConfig(c=0.3),
+    "stats": DifficultyConfig(features=("stats",), c=1.0),
+    "stats+hash C=1": DifficultyConfig(c=1.0),
+    "stats+hash C=0.3 (shipped)": DifficultyConfig(),
     "stats+embedding": DifficultyConfig(features=("stats", "embedding")),
     "stats+hash+embedding": DifficultyConfig(features=("stats", "hash", "embedding")),
     "stats+hash, both-wrong dropped": DifficultyConfig(both_wrong="drop"),
@@ -109,8 +110,29 @@ def evaluate(model: DifficultyModel, sets: list[LabelledSet]) -> dict[str, tuple
     return out
 
 
+def unseen_subjects(sets: list[LabelledSet], cfg: DifficultyConfig = DifficultyConfig()) -> list[str]:
+    """MMLU with whole subjects held out (crc32(subject) % 5 == 0): no subject-difficulty prior to lean on."""
+    mmlu = next(s for s in sets if s.name == "routellm-mmlu")
+    assert mmlu.tasks is not None
+    unseen = hash_heldout(mmlu.tasks)
+    others = [s for s in sets if s.name in TRAIN_DATASETS and s.name != mmlu.name]
+    texts, labels, weights = training_rows([replace(mmlu, test=mmlu.test | unseen), *others])
+    model = fit_difficulty(texts, labels, weights, features=cfg.features, c=cfg.c)
+    idx = np.flatnonzero(unseen & ~np.isnan(mmlu.labels))  # none of these subjects was trained on
+    p = model.p_weak_suffices_batch([mmlu.texts[i] for i in idx])
+    g, c50 = routing(mmlu, idx, p)
+    n_subj = len({mmlu.tasks[i] for i in idx})
+    return [
+        "",
+        "## MMLU with unseen subjects",
+        "",
+        f"Retrained without {n_subj} whole MMLU subjects (crc32(subject) % 5 == 0); scored on all their {idx.size} prompts:",
+        f"AUROC {auroc(mmlu, idx, p):.3f}, APGR {g:.3f}, CPT(50%) {c50:.1%}.",
+    ]
+
+
 def report(root: Path, variants: bool) -> str:
-    sets = [labelled_set(n, root) for n in (*TRAIN_DATASETS, *EVAL_ONLY_PAIRS)]
+    sets = load_sets(root)
     model = default()
     lines = ["## Held-out AUROC and routing (shipped artifact)", ""]
     lines += [
@@ -160,6 +182,7 @@ def report(root: Path, variants: bool) -> str:
         for label, cfg in VARIANTS.items():
             res = evaluate(train_difficulty(root, cfg), sets)
             lines.append(f"| {label} | " + " | ".join(f"{res[n][0]:.3f} / {res[n][1]:.3f}" for n in names) + " |")
+        lines += unseen_subjects(sets)
     return "\n".join(lines) + "\n"
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from calibroute.classify import DIFFICULTY, DifficultyEstimator, load_difficulty
 from calibroute.classify.difficulty import DifficultyModel, default, fit_difficulty
-from calibroute.classify.difficulty_data import hash_heldout, labelled_set, pair_labels
+from calibroute.classify.difficulty_data import LabelledSet, drop_leaks, hash_heldout, labelled_set, near_dup_keys, pair_labels
 from calibroute.classify.difficulty_train import reference_prompts
 from calibroute.classify.features import HashedFeaturizer
 from calibroute.cli import app
@@ -161,6 +161,20 @@ def test_both_wrong_pairs_count_as_weak_suffices_or_are_dropped():
     assert pair_labels(weak, strong, "weak")[:3].tolist() == [0.5, 1.0, 0.5]
     dropped = pair_labels(weak, strong, "drop")
     assert dropped[0] == 0.5 and np.isnan(dropped[1]) and np.isnan(dropped[3])
+
+
+def _set(name: str, texts: list[str], test: list[bool]) -> LabelledSet:
+    n = len(texts)
+    return LabelledSet(name, texts, np.ones(n), np.array(test), np.ones((n, 1)), np.ones(n), ("w",), "s", None, near_dup_keys(texts))
+
+
+def test_training_copies_of_another_datasets_held_out_prompts_are_dropped():
+    question = "Janet has three apples and buys " + "two more apples at the market " * 6 + "how many now?"
+    a = _set("a", [question, "unrelated held-in prompt"], [True, False])
+    b = _set("b", [question.upper() + "  ", "another prompt", "a held-out one"], [False, False, True])
+    a2, b2 = drop_leaks([a, b])
+    assert b2.rows(False).tolist() == [1] and a2.rows(False).tolist() == [1]
+    assert b2.rows(True).tolist() == [2]
 
 
 def test_hash_heldout_is_a_stable_fifth_of_prompts():

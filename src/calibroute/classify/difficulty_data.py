@@ -5,13 +5,20 @@ score >= the strong score. Ties count as "weak suffices": both right obviously, 
 too by default, because escalating would not have helped (``both_wrong="weak"``); with
 ``both_wrong="drop"`` such pairs are left out of the training label. A prompt's label is the
 mean over its pairs (a soft label in [0, 1]). Held-out rows are the dataset's own test split,
-else a fixed 20 % of prompts chosen by a hash of the prompt text (never a training prompt).
+else a fixed 20 % of prompts chosen by a hash of their near-duplicate key.
+
+The datasets share benchmark questions (dcrouter's MMLU/GSM8K/ARC items reappear in RouteLLM
+and RouterBench, MMLU passages are shared by several questions), so ``drop_leaks`` removes from
+training every prompt whose near-duplicate key (first 150 normalised characters) matches a
+held-out prompt of *any* dataset; keys shared by 5+ prompts of a dataset are templates, not
+duplicates, and fall back to the full text.
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +47,8 @@ EVAL_ONLY_PAIRS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 TRAIN_DATASETS: tuple[str, ...] = tuple(PAIRS)
 HELDOUT_MODULO = 5  # 1 prompt in 5 is held out where a dataset has no split of its own
+NEAR_DUP_CHARS = 150
+TEMPLATE_COUNT = 5  # a key shared by this many prompts of one dataset is a template
 
 
 @dataclass(frozen=True)
@@ -55,10 +64,31 @@ class LabelledSet:
     weak_models: tuple[str, ...]
     strong_model: str
     tasks: list[str] | None
+    keys: list[str]  # near-duplicate keys
+    leaked: np.ndarray | None = None  # P bool: training rows that duplicate some held-out prompt
 
     def rows(self, test: bool) -> np.ndarray:
-        """Indices of held-out (``test=True``) or training rows that have a label."""
-        return np.flatnonzero((self.test == test) & ~np.isnan(self.labels))
+        """Indices of held-out (``test=True``) or training rows that have a label (leaks excluded)."""
+        keep = (self.test == test) & ~np.isnan(self.labels)
+        if not test and self.leaked is not None:
+            keep &= ~self.leaked
+        return np.flatnonzero(keep)
+
+
+def near_dup_keys(texts: list[str]) -> list[str]:
+    """Normalised prefix per text; texts whose prefix is a template (frequent) keep their full normalised text."""
+    from .corpus import normalize_key
+
+    full = [normalize_key(t) for t in texts]
+    prefix = [k[:NEAR_DUP_CHARS] for k in full]
+    counts = Counter(prefix)
+    return [p if counts[p] < TEMPLATE_COUNT else f for p, f in zip(prefix, full)]
+
+
+def drop_leaks(sets: list[LabelledSet]) -> list[LabelledSet]:
+    """Mark training rows whose key equals a held-out key of any set (they stay out of ``rows(False)``)."""
+    held = {s.keys[i] for s in sets for i in np.flatnonzero(s.test)}
+    return [replace(s, leaked=np.array([k in held for k in s.keys], dtype=bool) & ~s.test) for s in sets]
 
 
 def hash_heldout(texts: list[str], modulo: int = HELDOUT_MODULO) -> np.ndarray:
@@ -91,7 +121,8 @@ def labelled_set(name: str, root: Path | None = None, both_wrong: BothWrong = "w
     data = load_dataset(name, root)
     weak = data.scores[:, [data.model_index(m) for m in weak_models]]
     strong = data.scores[:, data.model_index(strong_model)]
-    test = (data.split == "test") if data.split is not None else hash_heldout(data.prompts)
+    keys = near_dup_keys(data.prompts)
+    test = (data.split == "test") if data.split is not None else hash_heldout(keys)
     return LabelledSet(
         name=name,
         texts=list(data.prompts),
@@ -102,6 +133,7 @@ def labelled_set(name: str, root: Path | None = None, both_wrong: BothWrong = "w
         weak_models=weak_models,
         strong_model=strong_model,
         tasks=data.tasks,
+        keys=keys,
     )
 
 

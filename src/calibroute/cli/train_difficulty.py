@@ -15,7 +15,7 @@ def train_difficulty(
     data: Annotated[Optional[Path], typer.Option("--data", help="shared data folder (default: $CALIBROUTE_DATA or ../shared/data)")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="where to write difficulty.npz (default: the package's artifacts folder)")] = None,
     feature: Annotated[Optional[list[str]], typer.Option("--feature", help="stats, hash, embedding (repeatable; default stats + hash)")] = None,
-    c: Annotated[float, typer.Option("--c", help="inverse L2 regularisation strength")] = 1.0,
+    c: Annotated[float, typer.Option("--c", help="inverse L2 regularisation strength")] = 0.3,
     both_wrong: Annotated[str, typer.Option("--both-wrong", help="when both models fail: 'weak' (label: weak suffices) or 'drop'")] = "weak",
 ) -> None:
     """Train the difficulty estimator (deterministic for the same data and options)."""
