@@ -33,6 +33,7 @@ TAIL_CHARS = 2000
 
 _WORD_RE = re.compile(r"\w+|[^\w\s]")
 _DIGIT_RE = re.compile(r"\d")
+_ASCII_DIGITS = str.maketrans("123456789", "000000000")
 _U64 = np.uint64
 _PRIME = _U64(0x100000001B3)
 _MIX1 = _U64(0xFF51AFD7ED558CCD)
@@ -49,7 +50,8 @@ def clip_text(text: str, head: int = HEAD_CHARS, tail: int = TAIL_CHARS) -> str:
 
 def normalize(text: str) -> str:
     """Lower-case, digits folded to 0 (numbers generalise), clipped."""
-    return _DIGIT_RE.sub("0", clip_text(text).lower())
+    low = clip_text(text).lower()
+    return low.translate(_ASCII_DIGITS) if low.isascii() else _DIGIT_RE.sub("0", low)
 
 
 def _mix(h: np.ndarray, seed: int) -> np.ndarray:
@@ -118,7 +120,7 @@ class HashedFeaturizer:
         words = _WORD_RE.findall(norm)
         parts: list[np.ndarray] = []
         if words:
-            wh = np.fromiter((zlib.crc32(w.encode("utf-8")) for w in words), dtype=np.uint64, count=len(words))
+            wh = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(words))
             parts.append(_mix(wh, 1))
             if self.word_bigrams and len(words) > 1:
                 parts.append(_mix(wh[:-1] * _PRIME + wh[1:], 2))

@@ -85,7 +85,7 @@ def _fit(x: Any, y: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, np.nda
         coef[model.classes_] = model.coef_
         bias[model.classes_] = model.intercept_
     bias[np.setdiff1d(np.arange(len(CLASSES)), model.classes_)] = -30.0  # a class never seen: never predicted
-    return coef.T, bias
+    return np.ascontiguousarray(coef.T), bias
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
