@@ -60,10 +60,12 @@ class FakeModel:
         async def chat(request: Request) -> Response:
             body = await request.json()
             self.requests.append(body)
+            failing = self.fail_times > 0  # decided on arrival: a slow request must not eat a later test's failure
+            if failing:
+                self.fail_times -= 1
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
-            if self.fail_times > 0:
-                self.fail_times -= 1
+            if failing:
                 return JSONResponse({"error": {"message": f"fake failure {self.fail_status}", "type": "server_error"}},
                                     status_code=self.fail_status)
             messages = body.get("messages") or []

@@ -19,6 +19,7 @@ import httpx
 from ..config import ModelSpec
 from ..errors import BackendError, BackendTimeout, BackendUnavailable
 from .base import StreamEvent, error_for_status
+from .netio import plain_http_transport
 
 MAX_ERROR_BODY = 4096
 
@@ -124,17 +125,22 @@ class OpenAICompatBackend:
         key = b.api_key()
         if key:
             headers["authorization"] = f"Bearer {key}"
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30)
+        if transport is None and b.base_url.startswith("http://"):
+            transport = plain_http_transport(limits)
         self._client = httpx.AsyncClient(
             base_url=b.base_url.rstrip("/") + "/",
             headers=headers,
             timeout=httpx.Timeout(connect=b.connect_timeout_s, read=b.read_timeout_s, write=b.read_timeout_s, pool=b.connect_timeout_s),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30),
+            limits=limits,
             transport=transport,
         )
 
+        self._url = httpx.URL(b.base_url.rstrip("/") + "/chat/completions")
+
     def _request(self, body: dict[str, Any]) -> httpx.Request:
         payload = dict(body, model=self.served_model)
-        return self._client.build_request("POST", "chat/completions", content=json.dumps(payload).encode())
+        return self._client.build_request("POST", self._url, content=json.dumps(payload).encode())
 
     async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -145,7 +151,7 @@ class OpenAICompatBackend:
         if response.status_code >= 400:
             raise error_for_status(response.status_code, _error_detail(response.content))
         try:
-            data = response.json()
+            data = json.loads(response.content)
         except ValueError:
             raise BackendUnavailable(f"{self.name}: response is not JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):

@@ -8,10 +8,11 @@ exactly once, whatever happened.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,8 @@ class Gateway:
         self.forcing = settings.forcing()
         self.largest = portfolio.largest_model
         self.started = time.time()
+        self._ids = itertools.count(1)
+        self._id_prefix = "req_" + secrets.token_hex(4)
         self.fallback = Fallback(metrics, retries=settings.retries, backoff_s=settings.backoff_s,
                                  backoff_max_s=settings.backoff_max_s, breaker_failures=settings.breaker_failures,
                                  breaker_cooldown_s=settings.breaker_cooldown_s)
@@ -91,7 +94,7 @@ class Gateway:
         return chat, self.router.decide(messages=chat.body["messages"], hints=chat.hints)
 
     async def chat(self, request: Request) -> Response:
-        out = Outcome(request_id="req_" + uuid.uuid4().hex[:16], started=time.perf_counter())
+        out = Outcome(request_id=f"{self._id_prefix}{next(self._ids):08x}", started=time.perf_counter())
         try:
             out.api_key_id = self.authenticate(request)
             chat, out.decision = await self.decide(request)
