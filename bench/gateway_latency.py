@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -31,6 +32,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 LITELLM_VENV = ROOT / "bench" / ".venvs" / "litellm"
+MASTER_KEY = "sk-" + secrets.token_hex(24)  # LiteLLM's proxy refuses to start without one; all targets get it
 MESSAGES = [{"role": "user", "content": "Summarize in one sentence: the meeting moved to Tuesday at 3pm."}]
 
 
@@ -85,7 +87,7 @@ def litellm_version() -> str:
 def wrk(url: str, body: dict[str, object], connections: int, duration: int, workdir: Path) -> dict[str, float]:
     script = workdir / "post.lua"
     script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                      'wrk.headers["Authorization"] = "Bearer sk-bench"\n'
+                      f'wrk.headers["Authorization"] = "Bearer {MASTER_KEY}"\n'
                       f"wrk.body = {json.dumps(json.dumps(body))}\n")
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
                          capture_output=True, text=True, check=True).stdout
@@ -148,7 +150,8 @@ def main() -> None:
             run_target("calibroute-stream", gw + "/v1/chat/completions", "fast", stream=True)
         if not args.skip_litellm:
             exe = ensure_litellm()
-            env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR"}
+            env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR",
+                   "LITELLM_MASTER_KEY": MASTER_KEY}
             cmd = [str(exe), "--config", str(work / "litellm.yaml"), "--host", "127.0.0.1", "--port", str(llm_port), "--num_workers", "1"]
             llm = f"http://127.0.0.1:{llm_port}"
             with process(cmd, llm + "/health/liveliness", env):
