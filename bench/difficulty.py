@@ -61,6 +61,17 @@ def auroc(s: LabelledSet, idx: np.ndarray, p: np.ndarray) -> float:
     return float(np.mean(out)) if out else float("nan")
 
 
+def auroc_ci(s: LabelledSet, idx: np.ndarray, p: np.ndarray, n_boot: int = 200) -> tuple[float, float]:
+    """95 % bootstrap interval of ``auroc`` over held-out prompts (fixed seed)."""
+    rng = np.random.default_rng(0)
+    vals = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, idx.size, idx.size)
+        vals.append(auroc(s, idx[pick], p[pick]))
+    lo, hi = np.nanquantile(vals, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
 def routing(s: LabelledSet, idx: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     """(APGR, CPT(50%)) of sending the lowest-p prompts to the strong model, mean over pairs."""
     ap, c50 = [], []
@@ -136,7 +147,7 @@ def report(root: Path, variants: bool) -> str:
     model = default()
     lines = ["## Held-out AUROC and routing (shipped artifact)", ""]
     lines += [
-        "| dataset | held-out prompts | pairs (weak -> strong) | weak suffices | AUROC | task-prior AUROC | APGR | CPT(50%) |",
+        "| dataset | held-out prompts | pairs (weak -> strong) | weak suffices | AUROC [95% CI] | task-prior AUROC | APGR | CPT(50%) |",
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     probs: dict[str, np.ndarray] = {}
@@ -147,9 +158,10 @@ def report(root: Path, variants: bool) -> str:
         prior = task_prior(s, idx)
         prior_auc = "n/a" if prior is None else f"{auroc(s, idx, prior):.3f}"
         g, c = routing(s, idx, p)
+        lo, hi = auroc_ci(s, idx, p)
         pairs = ", ".join(m.split("/")[-1] for m in s.weak_models) + f" -> {s.strong_model.split('/')[-1]}"
         lines.append(
-            f"| {s.name} | {idx.size} | {pairs} | {np.mean(s.labels[idx]):.2f} | {auroc(s, idx, p):.3f} | {prior_auc} | {g:.3f} | {c:.1%} |"
+            f"| {s.name} | {idx.size} | {pairs} | {np.mean(s.labels[idx]):.2f} | {auroc(s, idx, p):.3f} [{lo:.2f}, {hi:.2f}] | {prior_auc} | {g:.3f} | {c:.1%} |"
         )
     lines += ["", "Random routing: AUROC 0.5, APGR 0.5, CPT(50%) 50 %.", ""]
     lines += ["## Quality at a fixed share of strong calls (first weak model of the pair)", ""]

@@ -5,7 +5,8 @@ score >= the strong score. Ties count as "weak suffices": both right obviously, 
 too by default, because escalating would not have helped (``both_wrong="weak"``); with
 ``both_wrong="drop"`` such pairs are left out of the training label. A prompt's label is the
 mean over its pairs (a soft label in [0, 1]). Held-out rows are the dataset's own test split,
-else a fixed 20 % of prompts chosen by a hash of their near-duplicate key.
+else a fixed 20 % of prompts chosen by a hash of their near-duplicate key; evaluation-only
+datasets are held out entirely.
 
 The datasets share benchmark questions (dcrouter's MMLU/GSM8K/ARC items reappear in RouteLLM
 and RouterBench, MMLU passages are shared by several questions), so ``drop_leaks`` removes from
@@ -115,6 +116,7 @@ def labelled_set(name: str, root: Path | None = None, both_wrong: BothWrong = "w
     from ..evaluate.outcomes import load_dataset
 
     pairs = PAIRS.get(name) or EVAL_ONLY_PAIRS.get(name)
+    eval_only = name in EVAL_ONLY_PAIRS
     if pairs is None:
         raise DataError(f"no difficulty pairs for dataset {name!r}; known: {', '.join([*PAIRS, *EVAL_ONLY_PAIRS])}")
     weak_models, strong_model = pairs
@@ -122,7 +124,10 @@ def labelled_set(name: str, root: Path | None = None, both_wrong: BothWrong = "w
     weak = data.scores[:, [data.model_index(m) for m in weak_models]]
     strong = data.scores[:, data.model_index(strong_model)]
     keys = near_dup_keys(data.prompts)
-    test = (data.split == "test") if data.split is not None else hash_heldout(keys)
+    if eval_only:  # never trained on: every prompt is held out
+        test = np.ones(len(keys), dtype=bool)
+    else:
+        test = (data.split == "test") if data.split is not None else hash_heldout(keys)
     return LabelledSet(
         name=name,
         texts=list(data.prompts),
