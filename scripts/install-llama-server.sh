@@ -50,7 +50,8 @@ else
   cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
     -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
     -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-    -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF >"$WORK/cmake-configure.log"
+    -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF >"$WORK/cmake-configure.log" 2>&1 \
+    || { tail -n 30 "$WORK/cmake-configure.log" >&2; exit 1; }
   log "building llama-server with -j$JOBS (several minutes; log: $WORK/cmake-build.log)"
   cmake --build "$BUILD" --target llama-server -j"$JOBS" >"$WORK/cmake-build.log" 2>&1 \
     || { tail -n 30 "$WORK/cmake-build.log" >&2; exit 1; }

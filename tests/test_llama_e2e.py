@@ -36,6 +36,9 @@ MODEL = "smollm2-135m"  # the portfolio's model name
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
 MAX_TOKENS = 24
 START_TIMEOUT_S = 60.0
+# One thread by default: on a shared 2-core machine `-t 2` was 5-50x slower whenever another process
+# held a core (llama.cpp's threads spin at every barrier); see docs/local-backend.md.
+THREADS = os.environ.get("CALIBROUTE_LLAMA_THREADS", "1")
 
 
 def _served_model_id() -> str:
@@ -100,7 +103,7 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Llama]:
     binary, models = _installed()
     port = free_port()
     log = tmp_path_factory.mktemp("llama") / "llama-server.log"
-    cmd = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--models-dir", str(models), "-t", "2", "-c", "2048"]
+    cmd = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--models-dir", str(models), "-t", THREADS, "-c", "2048"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
