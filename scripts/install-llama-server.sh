@@ -88,4 +88,5 @@ log "done"
 echo "llama-server: $BIN"
 echo "models:       $MODELS"
 ls -1 "$MODELS"/*.gguf | sed 's/^/  /'
-echo "run:          $BIN --host 127.0.0.1 --port 8081 --models-dir $MODELS -t 2 -c 2048"
+echo "run:          $BIN --host 127.0.0.1 --port 8081 --models-dir $MODELS -t 1 -c 2048"
+echo "              (-t 1 on a shared machine; -t 2 is faster only when both cores are free)"
