@@ -63,6 +63,14 @@ def test_bad_input_is_a_4xx_in_openai_error_format(gw, name):
     assert row.status == "client_error" and row.http_status == status and row.cost_usd == 0
 
 
+def test_deeply_nested_json_is_a_client_error_not_a_crash():
+    from calibroute.errors import InputError
+    from calibroute.gateway.requests import parse_json_object
+
+    with pytest.raises(InputError, match="nested too deeply"):
+        parse_json_object(b"[" * 100_000 + b"]" * 100_000)
+
+
 @pytest.mark.parametrize("name", ["malformed json", "missing messages", "unknown model"])
 def test_route_endpoint_rejects_bad_input_the_same_way(gw, name):
     body, status = BAD_BODIES[name]
@@ -126,6 +134,12 @@ def test_key_over_its_spend_limit_gets_429(keyed):
         with pytest.raises(openai.RateLimitError) as info:
             client.chat.completions.create(model="small", messages=MSG)
     assert info.value.body["code"] == "spend_limit_exceeded"
+    key = next(k for k in stack.ledger.list_keys() if k.name == "team-b")
+    stack.ledger.close()
+    import sqlite3
+
+    rows = sqlite3.connect(str(stack.ledger.location)).execute("select status, http_status, api_key_id from requests").fetchall()
+    assert rows == [("rejected", 429, key.id)]
 
 
 def test_requests_are_recorded_with_their_key_and_cost(keyed):

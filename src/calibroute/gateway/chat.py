@@ -85,7 +85,9 @@ class Gateway:
         if key is None:
             raise Unauthorized("invalid or revoked API key")
         if key.spend_limit_usd is not None and key.spent_usd >= key.spend_limit_usd:
-            raise SpendLimitExceeded(f"API key {key.name!r} reached its spend limit of ${key.spend_limit_usd:.2f}")
+            exc = SpendLimitExceeded(f"API key {key.name!r} reached its spend limit of ${key.spend_limit_usd:.2f}")
+            exc.key_id = str(key.id)
+            raise exc
         return str(key.id)
 
     async def decide(self, request: Request) -> tuple[ChatRequest, Decision]:
@@ -107,6 +109,7 @@ class Gateway:
                 return await self._stream(chat, out.decision, out)
             return await self._complete(chat, out.decision, out)
         except Exception as exc:
+            out.api_key_id = out.api_key_id or getattr(exc, "key_id", None)
             self.finish(out, exc)
             return error_response(exc, headers=self.headers(out))
 

@@ -34,6 +34,7 @@ class SpendLimitExceeded(CalibrouteError):
     http_status = 429
     error_type = "insufficient_quota"
     code = "spend_limit_exceeded"
+    key_id: str | None = None  # recorded in the ledger row of the refused request
 
 
 class NotFound(InputError):

@@ -52,6 +52,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise InputError("request body is not UTF-8") from None
     except ValueError as exc:
         raise InputError(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InputError("request body is nested too deeply") from None
     if not isinstance(obj, dict):
         raise InputError("request body must be a JSON object")
     return obj
