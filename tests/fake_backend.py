@@ -204,7 +204,7 @@ def gateway_stack(fakes: dict[str, FakeModel], urls: dict[str, str], *, ledger: 
     portfolio = parse_portfolio(portfolio_yaml({n: (merged[n], CONTROLS[n]) for n in CONTROLS}, STANDARD_ROUTES, read_timeout_s))
     router = Router(portfolio, classifier=KeywordClassifier(), difficulty=LengthDifficulty())
     ledger = ledger if ledger is not None else MemoryLedger()
-    opts = {"retries": 1, "backoff_s": 0.01, "backoff_max_s": 0.02, **settings}
+    opts = {"retries": 1, "backoff_s": 0.01, "backoff_max_s": 0.02, "ledger_batch_s": 0.0, **settings}
     app = create_app(GatewaySettings(**opts), router=router, ledger=ledger)
     with serve_in_thread(app) as url:
         yield Stack(url, fakes, ledger, app)

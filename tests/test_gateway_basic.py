@@ -149,3 +149,14 @@ def test_async_client_gets_the_same_answer(gw):
         return reply.choices[0].message.content
 
     assert asyncio.run(ask()) == "Hello from mid."
+
+
+def test_grouped_ledger_rows_are_handed_over_at_shutdown_at_the_latest(servers):
+    fakes, urls = servers
+    reset(fakes)
+    with gateway_stack(fakes, urls, ledger_batch_s=60) as gw:
+        with openai.OpenAI(base_url=gw.v1, api_key="unused", max_retries=0) as client:
+            for _ in range(2):
+                client.chat.completions.create(model="small", messages=[{"role": "user", "content": "hi"}])
+        assert gw.ledger.rows == []  # still grouped
+    assert [r.status for r in gw.ledger.rows] == ["ok", "ok"]

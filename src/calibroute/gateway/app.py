@@ -52,6 +52,7 @@ def create_app(
         try:
             yield
         finally:
+            gateway.rows.flush()
             if own_backends:
                 for backend in backends.values():
                     await backend.aclose()

@@ -28,6 +28,7 @@ from ..router import Router, messages_text
 from ..types import Decision
 from .errors import SpendLimitExceeded, Unauthorized, error_response, status_of
 from .fallback import Attempted, Fallback
+from .ledgerbuf import CoalescingSink
 from .metrics import GatewayMetrics
 from .requests import ChatRequest, parse_chat, parse_json_object, read_body
 from .settings import GatewaySettings
@@ -62,6 +63,7 @@ class Gateway:
                  backends: dict[str, Backend], ledger: LedgerSink, metrics: GatewayMetrics) -> None:
         self.settings, self.portfolio, self.router = settings, portfolio, router
         self.backends, self.ledger, self.metrics = backends, ledger, metrics
+        self.rows = CoalescingSink(ledger, settings.ledger_batch_s)
         self.forcing = settings.forcing()
         self.largest = portfolio.largest_model
         self.started = time.time()
@@ -239,7 +241,7 @@ class Gateway:
                 m.tokens.inc("completion", out.route, cls, model, value=c)
                 m.tokens.inc("reasoning", out.route, cls, model, value=r)
                 m.cost.inc(out.route, cls, model, value=cost)
-            self.ledger.record(LedgerRow(
+            self.rows.record(LedgerRow(
                 request_id=out.request_id, status=status, http_status=http,
                 task_class=out.decision.task_class.value if out.decision else None, model=out.model,
                 route_rule=out.decision.rule if out.decision else None,

@@ -17,6 +17,7 @@ class GatewaySettings(BaseModel):
     port: int = Field(default=8080, ge=0, le=65535)
     ledger: str | None = Field(default=None, description="SQLite path or database URL; None: $CALIBROUTE_LEDGER or ./calibroute-ledger.db")
     store_prompts: bool = False
+    ledger_batch_s: float = Field(default=0.02, ge=0, description="group ledger rows for this long before handing them over; 0: one by one")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="larger request bodies get 413")
     retries: int = Field(default=1, ge=0, le=10, description="retries per model before the first byte, then fallback")
     backoff_s: float = Field(default=0.1, ge=0, description="first retry delay; doubles per retry, with jitter")
