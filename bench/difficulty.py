@@ -86,10 +86,12 @@ def routing(s: LabelledSet, idx: np.ndarray, p: np.ndarray) -> tuple[float, floa
 
 
 def task_prior(s: LabelledSet, idx: np.ndarray) -> np.ndarray | None:
-    """The training-set mean label of each held-out prompt's task (None when the set has no tasks)."""
+    """The training-set mean label of each held-out prompt's task (None without tasks or training rows)."""
     if s.tasks is None or len(set(s.tasks)) < 2:
         return None
     train = s.rows(False)
+    if train.size == 0:
+        return None
     means: dict[str, list[float]] = {}
     for i in train:
         means.setdefault(s.tasks[i], []).append(float(s.labels[i]))
