@@ -121,7 +121,7 @@ class Escalation(_Strict):
 
 
 class RoutingSettings(_Strict):
-    min_confidence: float = Field(default=0.55, ge=0, le=1, description="below this, use the GENERAL route")
+    min_confidence: float = Field(default=0.70, ge=0, le=1, description="below this, use the GENERAL route")
     escalation: Escalation = Escalation()
     classifier: str = "default"
 

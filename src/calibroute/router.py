@@ -90,5 +90,6 @@ class Router:
             self.portfolio.model(hints.model)  # unknown model fails before any work
         clipped = clip_for_classifier(text)
         classification = None if hints.task_class is not None else self.classifier.classify(clipped)
-        p_weak = self.difficulty.p_weak_suffices(clipped)
+        # A named model skips escalation, so its difficulty estimate would be wasted work.
+        p_weak = None if hints.model is not None else self.difficulty.p_weak_suffices(clipped)
         return decide(self.portfolio, classification, p_weak, self.threshold, input_tokens, hints)

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from importlib import import_module
+from importlib.util import find_spec
 
 import typer
 
+from ..errors import InputError
+
 train_app = typer.Typer(no_args_is_help=True, help="Rebuild the shipped classifier and difficulty artifacts.")
+
+
+
+@train_app.callback()
+def _needs_training_extra() -> None:
+    """Training uses scikit-learn and SciPy, which serving does not need."""
+    missing = [m for m in ("sklearn", "scipy") if find_spec(m) is None]
+    if missing:
+        raise InputError(f"training needs {', '.join(missing)}: pip install 'calibroute[train]'")
+
 
 # Each module defines ``register(train_app)``.
 TRAIN_MODULES = ("train_classifier", "train_difficulty")
