@@ -7,28 +7,7 @@ import asyncio
 import httpx
 import openai
 import pytest
-from fake_backend import gateway_stack, reset, serve_models, standard_fakes
-
-
-@pytest.fixture(scope="module")
-def servers():
-    fakes = standard_fakes()
-    with serve_models(*fakes.values()) as urls:
-        yield fakes, urls
-
-
-@pytest.fixture
-def gw(servers):
-    fakes, urls = servers
-    reset(fakes)
-    with gateway_stack(fakes, urls) as stack:
-        yield stack
-
-
-@pytest.fixture
-def client(gw):
-    with openai.OpenAI(base_url=gw.v1, api_key="unused", max_retries=0) as c:
-        yield c
+from fake_backend import gateway_stack, reset
 
 
 def test_explicit_model_passes_through_to_its_backend(gw, client):

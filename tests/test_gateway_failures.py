@@ -5,16 +5,9 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
-from fake_backend import dead_url, gateway_stack, reset, serve_models, standard_fakes
+from fake_backend import dead_url, gateway_stack, reset
 
 SIMPLE = [{"role": "user", "content": "summarize this"}]  # SIMPLE route: small, then mid
-
-
-@pytest.fixture(scope="module")
-def servers():
-    fakes = standard_fakes()
-    with serve_models(*fakes.values()) as urls:
-        yield fakes, urls
 
 
 @pytest.fixture

@@ -6,30 +6,9 @@ import asyncio
 
 import openai
 import pytest
-from fake_backend import ANSWER, gateway_stack, reset, serve_models, standard_fakes
+from fake_backend import ANSWER
 
 USER = [{"role": "user", "content": "prove that 6 * 7 = 42"}]  # the stub classifier says REASONING -> thinker
-
-
-@pytest.fixture(scope="module")
-def servers():
-    fakes = standard_fakes()
-    with serve_models(*fakes.values()) as urls:
-        yield fakes, urls
-
-
-@pytest.fixture
-def gw(servers):
-    fakes, urls = servers
-    reset(fakes)
-    with gateway_stack(fakes, urls) as stack:
-        yield stack
-
-
-@pytest.fixture
-def client(gw):
-    with openai.OpenAI(base_url=gw.v1, api_key="unused", max_retries=0) as c:
-        yield c
 
 
 def collect(stream) -> tuple[str, list]:
