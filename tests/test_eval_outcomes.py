@@ -88,7 +88,7 @@ def test_missing_required_column_is_named(tmp_path: Path) -> None:
 
 def test_unknown_extension_and_bad_json_are_data_errors(tmp_path: Path) -> None:
     (tmp_path / "o.txt").write_text("x", encoding="utf-8")
-    with pytest.raises(DataError, match="unknown outcomes format"):
+    with pytest.raises(DataError, match="unknown format"):
         load_outcomes_file(tmp_path / "o.txt")
     (tmp_path / "o.jsonl").write_text('{"prompt_id": "a", "prompt": "q", "model": "m", "score": 1}\n{oops\n', encoding="utf-8")
     with pytest.raises(DataError, match="row 2: invalid JSON"):

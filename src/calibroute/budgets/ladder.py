@@ -8,10 +8,8 @@ JSONL / Parquet) and ``calibroute.budgets.tts_data`` for the shared tts_knowledg
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..tabular import read_records
 
 REQUIRED_COLUMNS = ("item_id", "model", "setting", "tokens_used", "score")
 OPTIONAL_COLUMNS = ("budget_tokens", "benchmark", "task", "prompt")
@@ -187,47 +186,6 @@ def _natural(item_id: str) -> tuple[int, float, str]:
 # ---- the generic long format ----------------------------------------------------------------
 
 
-def _records(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    """(row number as a user counts it, record) from CSV (header = row 1), JSONL or Parquet."""
-    ext = path.suffix.lower()
-    try:
-        if ext == ".csv":
-            with path.open(newline="", encoding="utf-8") as fh:
-                reader = csv.DictReader(fh)
-                _need_columns(path, list(reader.fieldnames or []))
-                yield from enumerate(reader, start=2)
-        elif ext in (".jsonl", ".ndjson"):
-            with path.open(encoding="utf-8") as fh:
-                for i, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except ValueError as exc:
-                        raise DataError(f"{path}: row {i}: invalid JSON: {exc}") from None
-                    if not isinstance(obj, dict):
-                        raise DataError(f"{path}: row {i}: expected a JSON object")
-                    yield i, obj
-        elif ext in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path)
-            _need_columns(path, table.column_names)
-            yield from enumerate(table.to_pylist(), start=1)
-        else:
-            raise DataError(f"{path}: unknown format {ext or '(no extension)'}; use .csv, .jsonl or .parquet")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-
-
-def _need_columns(path: Path, have: list[str]) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in have]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(have) or 'none'}")
-
-
 def _field(where: str, rec: Mapping[str, Any], col: str, required: bool = True) -> str | None:
     value = rec.get(col)
     if value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == "":
@@ -255,7 +213,7 @@ def load_budget_file(path: str | Path) -> list[Ladder]:
     """Read the generic long format, one row per (item, model, setting); see docs/budgets.md."""
     path = Path(path)
     builder = LadderBuilder()
-    for row, rec in _records(path):
+    for row, rec in read_records(path, REQUIRED_COLUMNS):
         where = f"{path}: row {row}"
         score = _num(where, rec, "score", 0.0, 1.0)
         tokens = _num(where, rec, "tokens_used", 0.0, math.inf)

@@ -7,10 +7,8 @@ for a documented generic long format (``load_outcomes_file``, CSV / JSONL / Parq
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import import_module
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..tabular import read_records
 from .tokens import TOKENIZER_NOTE, Prices, cost_from_tokens, count_tokens
 
 
@@ -121,48 +120,6 @@ REQUIRED = ("prompt_id", "prompt", "model", "score")
 OPTIONAL = ("cost_usd", "input_tokens", "output_tokens", "task", "split")
 
 
-def _rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    """(1-based row number as a user would count it, row mapping) for CSV, JSONL or Parquet."""
-    ext = path.suffix.lower()
-    try:
-        if ext == ".csv":
-            csv.field_size_limit(2**31 - 1)
-            with path.open(newline="", encoding="utf-8") as fh:
-                reader = csv.DictReader(fh)
-                missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-                if missing:
-                    raise DataError(f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(reader.fieldnames or [])}")
-                for i, row in enumerate(reader, start=2):  # row 1 is the header
-                    yield i, row
-        elif ext in (".jsonl", ".ndjson"):
-            with path.open(encoding="utf-8") as fh:
-                for i, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except ValueError as exc:
-                        raise DataError(f"{path}: row {i}: invalid JSON: {exc}") from None
-                    if not isinstance(obj, dict):
-                        raise DataError(f"{path}: row {i}: expected a JSON object")
-                    yield i, obj
-        elif ext in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path)
-            missing = [c for c in REQUIRED if c not in table.column_names]
-            if missing:
-                raise DataError(f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(table.column_names)}")
-            for i, row in enumerate(table.to_pylist(), start=1):
-                yield i, row
-        else:
-            raise DataError(f"{path}: unknown outcomes format {ext or '(no extension)'}; use .csv, .jsonl or .parquet")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-
-
 def _number(path: Path, row: int, col: str, value: Any, lo: float = 0.0, hi: float = math.inf) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -199,7 +156,7 @@ def load_outcomes_file(path: Path, prices: dict[str, tuple[float, float]] | None
     splits: list[str | None] = []
     models: dict[str, int] = {}
     cells: dict[tuple[int, int], tuple[float, float | None, float | None, float | None, int]] = {}
-    for row, rec in _rows(path):
+    for row, rec in read_records(path, REQUIRED):
         pid = _text(path, row, "prompt_id", rec.get("prompt_id"))
         prompt = _text(path, row, "prompt", rec.get("prompt"))
         model = _text(path, row, "model", rec.get("model"))
