@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from calibroute.classify.difficulty_data import hash_heldout, near_dup_keys
 from calibroute.cli import app
 from calibroute.errors import InputError
 from calibroute.evaluate import learners
-from calibroute.evaluate.learners import CalibrouteEstimators, make_folds
+from calibroute.evaluate.learners import (
+    CalibrouteEstimators,
+    make_folds,
+    shipped_estimator_split,
+)
 from calibroute.evaluate.outcomes import OutcomeSet
-from calibroute.evaluate.report import EvalOptions, run_eval
+from calibroute.evaluate.report import EvalOptions, combine_p_weak, run_eval
 
 WORDS = ["easy", "hard"]
 
@@ -127,3 +133,35 @@ def test_cli_bad_file_is_one_line_error(tmp_path: Path) -> None:
 def test_cli_unknown_source_names_the_datasets() -> None:
     result = CliRunner().invoke(app, ["eval", "no-such-thing"])
     assert result.exit_code == 2 and "routellm-mmlu" in result.output
+
+
+def test_pretrained_on_a_training_dataset_is_scored_on_the_estimators_held_out_prompts_only() -> None:
+    data = replace(synthetic(300), name="routellm-gsm8k")
+    held = hash_heldout(near_dup_keys(list(data.prompts)))
+    split = shipped_estimator_split(data)
+    assert split.split is not None and list(split.split == "test") == list(held)
+    report = run_eval(data, EvalOptions(router="pretrained"), estimators=STANDIN)
+    assert report.n_prompts == int(held.sum())
+    assert any("held-out" in n for n in report.notes)
+
+
+def test_cv_and_unknown_datasets_keep_every_prompt() -> None:
+    data = synthetic(300)
+    assert shipped_estimator_split(data) is data
+    gsm = replace(data, name="routellm-gsm8k")
+    assert run_eval(gsm, EvalOptions(router="cv"), estimators=STANDIN).n_prompts == 300
+
+
+def test_combined_signal_is_a_rank_average_with_shared_ties() -> None:
+    p = np.array([0.9, 0.1, 0.5, 0.5])
+    gap = np.array([0.0, 0.4, 0.2, 0.2])  # larger gap = strong model helps more = lower P(weak suffices)
+    out = combine_p_weak(p, gap)
+    assert out[2] == out[3]
+    assert out.argmax() == 0 and out.argmin() == 1
+    assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_the_combined_strategy_is_reported_next_to_calibroute() -> None:
+    report = run_eval(synthetic(), EvalOptions(router="cv"), estimators=STANDIN)
+    both = report.results["calibroute+knn"]
+    assert both.apgr is not None and both.apgr > report.results["random"].apgr  # type: ignore[operator]

@@ -9,7 +9,7 @@ are; ``--router cv`` fits the difficulty estimator on the training folds.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -28,6 +28,25 @@ class Folds:
     eval_rows: np.ndarray
     pairs: list[tuple[np.ndarray, np.ndarray]]  # test indices are positions in eval_rows
     description: str
+
+
+def shipped_estimator_split(out: OutcomeSet) -> OutcomeSet:
+    """Under ``--router pretrained``, keep the shipped difficulty estimator's training prompts out of the test.
+
+    The estimator was trained on RouteLLM/RouterBench/dcrouter training rows: a dataset's own
+    split, else all but a fixed 20 % chosen by a hash of each prompt's near-duplicate key
+    (``classify.difficulty_data``). Scoring it on its own training prompts would flatter it, so
+    for those datasets without a split we adopt that same hash split: every strategy is scored on
+    the estimator's held-out 20 % and kNN/MF train on the rest. Other data is left as it is.
+    """
+    from ..classify.difficulty_data import TRAIN_DATASETS, hash_heldout, near_dup_keys
+
+    if out.split is not None or out.name not in TRAIN_DATASETS:
+        return out
+    test = hash_heldout(near_dup_keys(list(out.prompts)))
+    note = ("pretrained: scored on the shipped difficulty estimator's held-out 20 % (hash of the "
+            "near-duplicate key); kNN/MF train on the other 80 %")
+    return replace(out, split=np.where(test, "test", "train"), notes=[*out.notes, note])
 
 
 def make_folds(out: OutcomeSet, n_folds: int = 5, seed: int = 0) -> Folds:

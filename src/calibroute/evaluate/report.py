@@ -11,8 +11,23 @@ import numpy as np
 
 from ..errors import DataError, InputError
 from .baselines import embed
-from .learners import CalibrouteEstimators, Folds, check_estimators, default_estimators, make_folds, predict_all
-from .metrics import aiq, apgr, cost_saved_at_quality, cpt, pareto_front, quality_at_budget
+from .learners import (
+    CalibrouteEstimators,
+    Folds,
+    check_estimators,
+    default_estimators,
+    make_folds,
+    predict_all,
+    shipped_estimator_split,
+)
+from .metrics import (
+    aiq,
+    apgr,
+    cost_saved_at_quality,
+    cpt,
+    pareto_front,
+    quality_at_budget,
+)
 from .outcomes import OutcomeSet
 from .strategies import (
     Curve,
@@ -132,6 +147,26 @@ def _summarise(curve: Curve, replay: Replay, cost_max: float, best_q: float, bes
     )
 
 
+def combine_p_weak(p_weak: np.ndarray, knn_gap: np.ndarray) -> np.ndarray:
+    """Equal-weight rank average of the difficulty estimate and the kNN neighbours' strong-minus-weak gap.
+
+    Both signals are out-of-fold; ranks put them on one scale without fitting any weight, so
+    nothing is tuned on the prompts being scored. Returned as a pseudo P(weak suffices) in [0, 1].
+    """
+    out: np.ndarray = 0.5 * (_rank01(np.asarray(p_weak)) + _rank01(-np.asarray(knn_gap)))
+    return out
+
+
+def _rank01(x: np.ndarray) -> np.ndarray:
+    """Ranks scaled to [0, 1], ties sharing their mean rank."""
+    ranks = np.empty(len(x))
+    ranks[np.argsort(x, kind="stable")] = np.arange(len(x))
+    _, inv = np.unique(x, return_inverse=True)
+    mean_rank = np.bincount(inv, ranks) / np.bincount(inv)
+    out: np.ndarray = mean_rank[inv] / max(len(x) - 1, 1)
+    return out
+
+
 def run_eval(
     out: OutcomeSet,
     opts: EvalOptions = EvalOptions(),
@@ -141,6 +176,8 @@ def run_eval(
     """Replay every strategy on ``out``; learned ones never see the prompts they are scored on."""
     if opts.router not in ("pretrained", "cv"):
         raise InputError(f"--router must be pretrained or cv, not {opts.router!r}")
+    if opts.router == "pretrained" and opts.with_calibroute:
+        out = shipped_estimator_split(out)
     out = out.complete()
     if out.n_prompts < 10 or len(out.models) < 2:
         raise DataError(f"{out.name}: need at least 10 complete prompts and 2 models to evaluate")
@@ -168,6 +205,10 @@ def run_eval(
     curves.append(cascade(replay, pareto_chain(mean_c, mean_q)))
     if pred.p_weak is not None:
         curves.append(class_pair_router("calibroute", replay, pred.p_weak, pred.weak_of, pred.strong_of))
+        rows_e = np.arange(len(rows))
+        knn_gap = pred.knn[rows_e, pred.strong_of] - pred.knn[rows_e, pred.weak_of]
+        curves.append(class_pair_router("calibroute+knn", replay, combine_p_weak(pred.p_weak, knn_gap),
+                                        pred.weak_of, pred.strong_of))
     tick("curves")
 
     singles = np.array([[replay.costs[:, j].mean(), replay.scores[:, j].mean()] for j in range(len(out.models))])
