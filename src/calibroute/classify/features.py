@@ -20,6 +20,7 @@ import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -115,7 +116,14 @@ class HashedFeaturizer:
         )
 
     def sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted unique bucket indices (int64) and their float32 values (binary, L2-normalised)."""
+        """Sorted unique bucket indices (int64) and their float32 values (binary, L2-normalised).
+
+        Memoised for the last few texts: the classifier and the difficulty estimator share this
+        configuration, so a routed request hashes its prompt once, not twice. Read-only results.
+        """
+        return _sparse_memo(self, text)
+
+    def _sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         norm = normalize(text)
         words = _WORD_RE.findall(norm)
         parts: list[np.ndarray] = []
@@ -139,6 +147,7 @@ class HashedFeaturizer:
         hashes = np.concatenate(parts)
         idx = _sorted_unique((hashes % _U64(self.n_buckets)).astype(np.int64))
         vals = np.full(idx.size, 1.0 / math.sqrt(idx.size), dtype=np.float32)
+        idx.flags.writeable = vals.flags.writeable = False
         return idx, vals
 
     def featurize(self, texts: Sequence[str]) -> csr_matrix:
@@ -164,6 +173,11 @@ class HashedFeaturizer:
         return out
 
 
+@lru_cache(maxsize=8)
+def _sparse_memo(featurizer: HashedFeaturizer, text: str) -> tuple[np.ndarray, np.ndarray]:
+    return featurizer._sparse(text)
+
+
 STAT_NAMES: tuple[str, ...] = (
     "log_chars",
     "log_words",
@@ -181,7 +195,10 @@ STAT_NAMES: tuple[str, ...] = (
 )
 
 _LATEX_RE = re.compile(r"\$|\\(?:frac|sqrt|sum|int|cdot|le|ge|begin|mathbb|pi|alpha|theta)")
-_CODE_RE = re.compile(r"```|\bdef |\bclass |\breturn\b|\bfunction\b|[{};]\s*$|#include|=>|\bimport ", re.MULTILINE)
+# The lookahead only skips positions where no branch can start (same matches, ~10x faster).
+_CODE_RE = re.compile(
+    r"(?=[`dcrf{};#=i])(?:```|\bdef |\bclass |\breturn\b|\bfunction\b|[{};]\s*$|#include|=>|\bimport )", re.MULTILINE
+)
 _MATHOP_RE = re.compile(r"\d\s*[-+*/^=<>]\s*\d")
 _LIST_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.MULTILINE)
 
@@ -191,13 +208,17 @@ def _stats(text: str) -> list[float]:
     n = max(len(text), 1)
     words = text.split()
     nw = max(len(words), 1)
+    # Character classes counted with C-level map() passes (the request path runs this per prompt);
+    # alnum and space are disjoint, so punctuation is what is left.
+    alnum, space = sum(map(str.isalnum, text)), sum(map(str.isspace, text))
+    non_ascii = 0 if text.isascii() else sum(map((127).__lt__, map(ord, text)))
     return [
         math.log1p(len(text)),
         math.log1p(len(words)),
-        sum(c.isdigit() for c in text) / n,
-        sum(c.isupper() for c in text) / n,
-        sum((not c.isalnum()) and not c.isspace() for c in text) / n,
-        sum(ord(c) > 127 for c in text) / n,
+        sum(map(str.isdigit, text)) / n,
+        sum(map(str.isupper, text)) / n,
+        (len(text) - alnum - space) / n,
+        non_ascii / n,
         float(min(text.count("?"), 20)),
         math.log1p(text.count("\n")),
         math.log1p(len(_LATEX_RE.findall(text))),
