@@ -150,7 +150,9 @@ def predict_all(
     weak_of, strong_of = np.full(e, pair[1]), np.full(e, pair[0])
     if estimators is not None:
         check_estimators(estimators, mode)
-    classes = estimators.classify(list(out.prompts)) if estimators is not None else np.array(["GENERAL"] * out.n_prompts)
+    # Classes only choose per-class route pairs, which need >2 models and training (cv): skip the work otherwise.
+    per_class = estimators is not None and mode == "cv" and m > 2
+    classes = estimators.classify(list(out.prompts)) if per_class else np.array(["GENERAL"] * out.n_prompts)
     tick("classify")
     if estimators is not None and estimators.pretrained is not None and mode == "pretrained":
         assert p_weak is not None
