@@ -87,7 +87,7 @@ def test_dataset_split_is_used_when_present() -> None:
     split = np.array(["train"] * 70 + ["test"] * 30)
     out = OutcomeSet(out.name, out.prompt_ids, out.prompts, out.models, out.scores, out.costs, split, None, [])
     report = run_eval(out, EvalOptions(), estimators=STANDIN)
-    assert report.n_prompts == 30 and "own train/test split" in report.folds
+    assert report.n_prompts == 30 and "test split" in report.folds
 
 
 def test_same_strong_and_weak_is_an_input_error() -> None:

@@ -46,13 +46,14 @@ def shipped_estimator_split(out: OutcomeSet) -> OutcomeSet:
     test = hash_heldout(near_dup_keys(list(out.prompts)))
     note = ("pretrained: scored on the shipped difficulty estimator's held-out 20 % (hash of the "
             "near-duplicate key); kNN/MF train on the other 80 %")
-    return replace(out, split=np.where(test, "test", "train"), notes=[*out.notes, note])
+    kept = [n for n in out.notes if "cross-fitting" not in n]
+    return replace(out, split=np.where(test, "test", "train"), notes=[*kept, note])
 
 
 def make_folds(out: OutcomeSet, n_folds: int = 5, seed: int = 0) -> Folds:
     if out.split is not None and (out.split == "test").any() and (out.split == "train").any():
         train, test = np.flatnonzero(out.split == "train"), np.flatnonzero(out.split == "test")
-        return Folds(test, [(train, np.arange(len(test)))], "the dataset's own train/test split")
+        return Folds(test, [(train, np.arange(len(test)))], "train on the train split, score the test split")
     keys = np.unique(np.array(out.prompts, dtype=object), return_inverse=True)[1]
     rng = np.random.default_rng(seed)
     fold_of_group = rng.permutation(keys.max() + 1) % n_folds
