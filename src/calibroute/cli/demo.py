@@ -53,7 +53,7 @@ def demo(config: Annotated[Optional[str], typer.Option("--config", "-c", envvar=
         routed += d.estimated_cost_usd
         # Baseline: the largest model with the same token budget: isolates the saving of model choice.
         baseline += largest.cost_usd(d.input_tokens_est, d.budget.max_output_tokens)
-    console = Console(width=max(Console().width, 112))  # the table is unreadable when folded
+    console = Console(width=max(Console().width, 124))  # the table is unreadable when folded
     console.print(table)
     console.print(
         "Rows marked 'unsure' fell back to the safe GENERAL route: the classifier's confidence was below "
