@@ -28,8 +28,8 @@ def _short(budget: Budget) -> str:
     return f"{k(budget.max_output_tokens)}{think}{' ' + budget.effort if budget.effort else ''}"
 
 
-def _class_cell(d: Decision) -> str:
-    if d.rule == "low_confidence" and d.scores:
+def _class_cell(d: Decision, min_confidence: float) -> str:
+    if d.confidence < min_confidence and d.scores:
         top = max(d.scores, key=d.scores.__getitem__)
         return f"GENERAL (unsure: {top} {d.confidence:.2f})"
     return f"{d.task_class.value} ({d.confidence:.2f})"
@@ -49,11 +49,11 @@ def demo(config: Annotated[Optional[str], typer.Option("--config", "-c", envvar=
         item = json.loads(line)
         d = router.decide(prompt=item["prompt"])
         prompt = item["prompt"] if len(item["prompt"]) <= 40 else item["prompt"][:39] + "…"
-        table.add_row(prompt, _class_cell(d), d.model, _short(d.budget), f"{d.estimated_cost_usd:.4f}")
+        table.add_row(prompt, _class_cell(d, router.portfolio.routing.min_confidence), d.model, _short(d.budget), f"{d.estimated_cost_usd:.4f}")
         routed += d.estimated_cost_usd
         # Baseline: the largest model with the same token budget: isolates the saving of model choice.
         baseline += largest.cost_usd(d.input_tokens_est, d.budget.max_output_tokens)
-    console = Console(width=max(Console().width, 124))  # the table is unreadable when folded
+    console = Console(width=max(Console().width, 140))  # the table is unreadable when folded
     console.print(table)
     console.print(
         "Rows marked 'unsure' fell back to the safe GENERAL route: the classifier's confidence was below "
