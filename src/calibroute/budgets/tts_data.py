@@ -8,13 +8,13 @@ the fields each model family reports.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ..tabular import read_records
 from .ladder import Ladder, LadderBuilder
 
 FOLDER = "tts_knowledge_budgets"
@@ -90,23 +90,9 @@ def load_tts_folder(root: str | Path) -> list[Ladder]:
 
 
 def _read_file(builder: LadderBuilder, path: Path, model: str, bench: str, setting: str, budget: float | None) -> None:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     negative = 0
-    for row, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for row, rec in read_records(path, ()):
         where = f"{path}: row {row}"
-        try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            raise DataError(f"{where}: invalid JSON: {exc}") from None
-        if not isinstance(rec, dict):
-            raise DataError(f"{where}: expected a JSON object")
         grade = rec.get("grading")
         if grade not in GRADES:
             raise DataError(f"{where}, column grading: expected A, B or C, got {grade!r}")
