@@ -32,6 +32,21 @@ def test_escalates_when_cheaper_model_unlikely_to_suffice():
     assert route.models[0] in d.fallbacks
 
 
+def test_low_confidence_then_escalation_keeps_both_rules():
+    """The safe GENERAL route can still escalate; the decision must say that both fired."""
+    d = decide(PORTFOLIO, cls(TaskClass.SIMPLE, 0.4), p_weak=0.05, threshold=0.3, input_tokens=100)
+    assert d.task_class is TaskClass.GENERAL and d.model == PORTFOLIO.routes["GENERAL"].escalate_to
+    assert d.rule == "escalated" and d.rules == ["low_confidence", "escalated"]
+    assert d.to_dict()["rules"] == ["low_confidence", "escalated"]
+
+
+def test_single_rule_decisions_list_only_that_rule():
+    d = decide(PORTFOLIO, cls(TaskClass.REASONING, 0.95), p_weak=0.9, threshold=0.3, input_tokens=100)
+    assert d.rules == ["classified"]
+    d = decide(PORTFOLIO, cls(TaskClass.SIMPLE, 0.95), 0.9, 0.3, 10, Hints(model="gpt-5"))
+    assert d.rules == ["explicit_model"]
+
+
 def test_no_escalation_at_or_above_threshold():
     d = decide(PORTFOLIO, cls(TaskClass.SIMPLE, 0.95), p_weak=0.3, threshold=0.3, input_tokens=10)
     assert d.model == PORTFOLIO.routes["SIMPLE"].models[0]

@@ -27,7 +27,8 @@ def decide(
     input_tokens: int,
     hints: Hints = Hints(),
 ) -> Decision:
-    """Apply the rules in a fixed order; the first that fires is named in ``Decision.rule``.
+    """Apply the rules in a fixed order. ``Decision.rule`` names the rule that chose the model;
+    ``Decision.rules`` lists every rule that fired, in order (e.g. low_confidence then escalated).
 
     1. explicit_model: the caller named a configured model -> pass through with the GENERAL budget
        (or the caller's budget).
@@ -38,6 +39,7 @@ def decide(
     """
     scores = dict(classification.scores) if classification else {}
     confidence = classification.confidence if classification else 1.0
+    fired: list[str] = []
 
     if hints.model is not None:
         spec = portfolio.model(hints.model)
@@ -66,6 +68,7 @@ def decide(
             model = route.escalate_to
             fallbacks = [m for m in route.models if m != model]
             budget = route.escalated_budget or route.budget
+            fired.append(rule)
             rule = "escalated"
             reason += f"; P(cheaper model suffices)={p_weak:.2f} < {threshold:.2f}: escalated to {model}"
         elif p_weak is not None and threshold is not None:
@@ -73,6 +76,7 @@ def decide(
         if hints.budget is not None:
             budget = hints.budget
             reason += "; caller's explicit budget"
+    fired.append(rule)
 
     budget = cap_budget(budget, hints.max_output_tokens, hints.effort)
     cost = portfolio.model(model).cost_usd(input_tokens, budget.max_output_tokens)
@@ -85,6 +89,7 @@ def decide(
         budget=budget,
         estimated_cost_usd=round(cost, 8),
         rule=rule,
+        rules=fired,
         reason=reason,
         scores={k: round(v, 4) for k, v in scores.items()},
         input_tokens_est=input_tokens,

@@ -63,6 +63,7 @@ class Decision:
     reason: str  # one human sentence
     scores: dict[str, float] = field(default_factory=dict)
     input_tokens_est: int = 0
+    rules: list[str] = field(default_factory=list)  # every rule that fired, in order; ``rule`` is the last
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -113,7 +113,7 @@ def print_decision(decision: Decision) -> None:
     table.add_row("fallbacks", ", ".join(decision.fallbacks) or "-")
     table.add_row("budget", decision.budget.describe())
     table.add_row("est. cost", f"${decision.estimated_cost_usd:.6f} (upper bound)")
-    table.add_row("rule", decision.rule)
+    table.add_row("rule", " -> ".join(decision.rules) if len(decision.rules) > 1 else decision.rule)
     table.add_row("reason", decision.reason)
     if decision.scores:
         table.add_row("scores", "  ".join(f"{k} {v:.2f}" for k, v in decision.scores.items()))
