@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -112,12 +112,36 @@ class RouteSpec(_Strict):
 class Escalation(_Strict):
     """When to escalate within a route, calibrated like RouteLLM's threshold.
 
-    Give ``strong_share`` (target fraction of requests sent to the stronger model) or an
-    explicit ``threshold`` on P(cheaper model suffices); escalation happens below it.
+    Escalation happens when P(cheaper model suffices) is below a threshold. The first given wins:
+    an explicit ``threshold``; ``max_avg_cost_usd`` (the highest threshold whose average estimated
+    cost per request on ``reference_prompts`` stays within the cap); ``strong_share`` (that fraction
+    of the reference traffic escalates). Without ``reference_prompts`` the share is taken over the
+    estimator's built-in chat-like reference set; with them, over your own traffic.
     """
 
     strong_share: float | None = Field(default=0.3, ge=0, le=1)
     threshold: float | None = Field(default=None, ge=0, le=1)
+    max_avg_cost_usd: float | None = Field(default=None, gt=0, description="cap on mean estimated $ per request")
+    reference_prompts: Path | None = Field(
+        default=None, description="JSONL of {prompt} or {messages} lines; relative to the config file"
+    )
+
+    @field_validator("reference_prompts")
+    @classmethod
+    def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        base = (info.context or {}).get("base_dir")
+        path = value if value.is_absolute() or base is None else Path(base) / value
+        if not path.is_file():
+            raise ValueError(f"file not found: {path}")
+        return path
+
+    @model_validator(mode="after")
+    def _cost_needs_traffic(self) -> "Escalation":
+        if self.max_avg_cost_usd is not None and self.threshold is None and self.reference_prompts is None:
+            raise ValueError("max_avg_cost_usd needs reference_prompts (the traffic the cap is averaged over)")
+        return self
 
 
 class RoutingSettings(_Strict):
@@ -186,8 +210,11 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
-def parse_portfolio(text: str, source: str = "<string>") -> Portfolio:
-    """Parse and validate portfolio YAML; raise ConfigError naming source, field, line."""
+def parse_portfolio(text: str, source: str = "<string>", base_dir: Path | None = None) -> Portfolio:
+    """Parse and validate portfolio YAML; raise ConfigError naming source, field, line.
+
+    Relative file paths inside the portfolio resolve against ``base_dir`` (the file's folder).
+    """
     try:
         node = yaml.compose(text)
         data: Any = yaml.safe_load(text)
@@ -199,7 +226,7 @@ def parse_portfolio(text: str, source: str = "<string>") -> Portfolio:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping with 'models' and 'routes' at the top level")
     try:
-        return Portfolio.model_validate(data)
+        return Portfolio.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -225,7 +252,7 @@ def load_portfolio(path: str | os.PathLike[str] | None = None) -> Portfolio:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
-    return parse_portfolio(text, str(p))
+    return parse_portfolio(text, str(p), p.parent)
 
 
 def portfolio_from_env() -> Portfolio:

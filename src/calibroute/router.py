@@ -60,13 +60,23 @@ class Router:
         self.portfolio = portfolio
         self.classifier = classifier if classifier is not None else load_classifier(portfolio.routing.classifier)
         self.difficulty = difficulty if difficulty is not None else load_difficulty()
-        esc = portfolio.routing.escalation
+        self.threshold = self._calibrated_threshold()
+
+    def _calibrated_threshold(self) -> float | None:
+        """The escalation threshold the config asks for (see ``config.Escalation`` for the order)."""
+        esc = self.portfolio.routing.escalation
         if esc.threshold is not None:
-            self.threshold: float | None = esc.threshold
-        elif esc.strong_share is not None:
-            self.threshold = self.difficulty.threshold_for_share(esc.strong_share)
-        else:
-            self.threshold = None
+            return esc.threshold
+        if esc.reference_prompts is not None and (esc.max_avg_cost_usd is not None or esc.strong_share is not None):
+            from .threshold import read_reference_prompts, replay
+
+            traffic = replay(self, read_reference_prompts(esc.reference_prompts))
+            if esc.max_avg_cost_usd is not None:
+                return traffic.threshold_for_cost(esc.max_avg_cost_usd)
+            return traffic.threshold_for_share(esc.strong_share)  # type: ignore[arg-type]
+        if esc.strong_share is not None:
+            return self.difficulty.threshold_for_share(esc.strong_share)
+        return None
 
     @classmethod
     def from_config(cls, path: str | None = None) -> "Router":

@@ -1,4 +1,5 @@
-"""``calibroute config check|show``: validate a portfolio file, print the effective one."""
+"""``calibroute config check|show|threshold``: validate a portfolio file, print the effective one,
+calibrate its escalation threshold on your own traffic."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import yaml
 from rich.console import Console
 
 from ..config import load_portfolio
+from ..errors import InputError
 
 config_app = typer.Typer(no_args_is_help=True, help="Validate and show portfolio configs.")
 
@@ -31,6 +33,53 @@ def show(
     portfolio = load_portfolio(file if file is not None else (os.environ.get("CALIBROUTE_CONFIG") or None))
     data = portfolio.model_dump(mode="json")
     Console().print(yaml.safe_dump(data, sort_keys=False), markup=False, highlight=False)
+
+
+@config_app.command("threshold")
+def threshold(
+    prompts: Annotated[Path, typer.Option("--prompts", "-p", help="JSONL of {prompt} or {messages}: your traffic")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="CALIBROUTE_CONFIG", help="portfolio YAML")] = None,
+    strong_share: Annotated[Optional[float], typer.Option(help="target share of escalated calls, 0..1")] = None,
+    max_avg_cost: Annotated[Optional[float], typer.Option(help="cap on mean estimated $ per request")] = None,
+    write: Annotated[Optional[Path], typer.Option(help="write the portfolio with this threshold pinned")] = None,
+) -> None:
+    """Pick the escalation threshold that meets a target on your traffic (as RouteLLM's calibrate_threshold)."""
+    from rich.table import Table
+
+    from ..router import Router
+    from ..threshold import read_reference_prompts, replay
+
+    if strong_share is not None and max_avg_cost is not None:
+        raise InputError("give --strong-share or --max-avg-cost, not both")
+    if strong_share is not None and not 0.0 <= strong_share <= 1.0:
+        raise InputError(f"--strong-share must be in [0, 1], got {strong_share}")
+    router = Router.from_config(str(config) if config else None)
+    traffic = replay(router, read_reference_prompts(prompts))
+    if max_avg_cost is not None:
+        chosen, target = traffic.threshold_for_cost(max_avg_cost), f"mean est. cost <= ${max_avg_cost:g}/request"
+    else:
+        share = strong_share if strong_share is not None else router.portfolio.routing.escalation.strong_share or 0.0
+        chosen, target = traffic.threshold_for_share(share), f"{share:.0%} of traffic below the threshold"
+
+    table = Table(title=f"{prompts}: {traffic.n} prompts; escalation when P(cheaper suffices) < threshold")
+    for col in ("threshold", "escalated", "mean est. $/request", "vs never escalating"):
+        table.add_column(col, justify="right")
+    never = traffic.mean_cost_at(0.0)
+    rows = sorted({*(traffic.threshold_for_share(s / 10) for s in range(11)), chosen})
+    for t in rows:
+        cost = traffic.mean_cost_at(t)
+        mark = " <- target" if t == chosen else ""
+        table.add_row(f"{t:.4f}{mark}", f"{traffic.escalated_at(t) / traffic.n:.1%}", f"${cost:.6f}",
+                      f"{cost / never:.2f}x" if never else "-")
+    Console().print(table)
+    typer.echo(f"threshold {chosen:.4f} ({target}); current config: {router.threshold}")
+    if write is not None:
+        data = router.portfolio.model_dump(mode="json", exclude_none=True)
+        data["routing"]["escalation"] = {"threshold": round(chosen, 6)}
+        header = f"# escalation threshold calibrated on {prompts} ({traffic.n} prompts): {target}\n"
+        write.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        load_portfolio(write)  # what we wrote must load
+        typer.echo(f"wrote {write}")
 
 
 def register(app: typer.Typer) -> None:

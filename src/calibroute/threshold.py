@@ -1,0 +1,125 @@
+"""Calibrate the escalation threshold on your own traffic, as RouteLLM calibrates its router.
+
+The difficulty estimator gives P(the route's cheaper model suffices) per prompt; escalation
+happens below a threshold. A threshold only means something against a traffic mix, so this
+module replays a reference prompt set through the real router and picks the threshold that
+meets a target: a share of escalated (strong-model) calls, or a cap on the average estimated
+cost per request. Costs are the Decision's upper-bound estimates (prompt tokens plus the
+route budget's max output tokens), the same numbers ``calibroute route`` prints.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .policy import decide
+from .router import CHARS_PER_TOKEN, Router, clip_for_classifier, messages_text
+
+NEVER, ALWAYS = -1.0, 2.0  # thresholds outside [0, 1]: never / always escalate
+
+
+def read_reference_prompts(path: str | Path) -> list[str]:
+    """Prompts from a JSONL file: one ``{"prompt": ...}`` or ``{"messages": [...]}`` per line.
+
+    A reference set must be clean, so any bad line is an error naming the file and line.
+    """
+    p = Path(path)
+    try:
+        lines = p.read_bytes().splitlines()
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read: {exc.strerror}") from None
+    texts: list[str] = []
+    for lineno, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{p}:{lineno}: not a JSON line ({exc})") from None
+        try:
+            if isinstance(obj, dict) and isinstance(obj.get("prompt"), str):
+                text = obj["prompt"]
+            elif isinstance(obj, dict) and "messages" in obj:
+                text = messages_text(obj["messages"])
+            else:
+                raise InputError("expected an object with a string 'prompt' or a 'messages' list")
+        except InputError as exc:
+            raise InputError(f"{p}:{lineno}: {exc}") from None
+        if text.strip():
+            texts.append(text)
+    if not texts:
+        raise InputError(f"{p}: no prompts")
+    return texts
+
+
+@dataclass(frozen=True)
+class TrafficReplay:
+    """Each reference prompt's P(cheaper suffices) and its cost with and without escalation."""
+
+    p_weak: np.ndarray  # sorted ascending
+    cost_weak: np.ndarray  # aligned with p_weak
+    cost_strong: np.ndarray  # equals cost_weak where the route has nothing to escalate to
+
+    @property
+    def n(self) -> int:
+        return int(self.p_weak.size)
+
+    def escalated_at(self, threshold: float) -> int:
+        """How many prompts escalate at ``threshold`` (p < threshold and the route can escalate)."""
+        below = int(np.searchsorted(self.p_weak, threshold, side="left"))
+        return int(np.count_nonzero(self.cost_strong[:below] != self.cost_weak[:below]))
+
+    def mean_cost_at(self, threshold: float) -> float:
+        below = int(np.searchsorted(self.p_weak, threshold, side="left"))
+        extra = float(np.sum(self.cost_strong[:below] - self.cost_weak[:below]))
+        return (float(np.sum(self.cost_weak)) + extra) / self.n
+
+    def threshold_for_share(self, strong_share: float) -> float:
+        """The threshold below which ``strong_share`` of this traffic's scores fall."""
+        if not 0.0 <= strong_share <= 1.0:
+            raise InputError(f"strong_share must be in [0, 1], got {strong_share}")
+        k = int(round(strong_share * self.n))
+        return self._cut(k)
+
+    def threshold_for_cost(self, max_avg_cost_usd: float) -> float:
+        """The highest threshold whose average estimated cost per request stays within the cap."""
+        floor = float(np.mean(self.cost_weak))
+        if max_avg_cost_usd < floor:
+            raise InputError(
+                f"cost cap ${max_avg_cost_usd:.6f}/request is below the never-escalate cost ${floor:.6f} on this traffic"
+            )
+        running = np.cumsum(self.cost_strong - self.cost_weak)  # extra cost of escalating the k easiest-to-fail
+        k = int(np.searchsorted(running, (max_avg_cost_usd - floor) * self.n, side="right"))
+        return self._cut(k)
+
+    def _cut(self, k: int) -> float:
+        """A threshold that escalates exactly the ``k`` lowest scores (ties break towards fewer)."""
+        if k <= 0:
+            return 0.0
+        if k >= self.n:
+            return 1.0
+        return float((self.p_weak[k - 1] + self.p_weak[k]) / 2)
+
+
+def replay(router: Router, texts: Sequence[str]) -> TrafficReplay:
+    """Run each prompt through the router's estimators once and price both outcomes."""
+    if not texts:
+        raise InputError("reference prompt set is empty")
+    portfolio = router.portfolio
+    rows = []
+    for text in texts:
+        clipped = clip_for_classifier(text)
+        classification = router.classifier.classify(clipped)
+        p = router.difficulty.p_weak_suffices(clipped)
+        tokens = max(1, len(text) // CHARS_PER_TOKEN)
+        weak = decide(portfolio, classification, p, NEVER, tokens)
+        strong = decide(portfolio, classification, p, ALWAYS, tokens)
+        rows.append((p, weak.estimated_cost_usd, strong.estimated_cost_usd))
+    data = np.array(sorted(rows), dtype=float)
+    return TrafficReplay(p_weak=data[:, 0], cost_weak=data[:, 1], cost_strong=data[:, 2])
