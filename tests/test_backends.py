@@ -77,7 +77,7 @@ def test_api_key_comes_from_the_named_environment_variable(server, fake, monkeyp
     monkeypatch.setenv("FAKE_KEY", "sk-test")
 
     async def call(b: OpenAICompatBackend):  # type: ignore[no-untyped-def]
-        seen.append(b._client.headers.get("authorization"))
+        seen.append(b.headers.get("authorization"))
         return await b.complete(dict(MSG))
 
     run(server[1], call, api_key_env="FAKE_KEY")

@@ -1,40 +1,46 @@
 """Any OpenAI-compatible HTTP endpoint: vLLM, SGLang, llama.cpp server, Ollama, hosted APIs.
 
-One pooled ``httpx.AsyncClient`` per backend (keep-alive), with connect / read timeouts
-from the model's ``BackendSpec`` and a total deadline per call. Transport errors and
-HTTP error statuses become ``calibroute.errors`` here and nowhere else.
+One pooled ``aiohttp.ClientSession`` per backend (keep-alive, HTTP and HTTPS), with connect /
+read timeouts from the model's ``BackendSpec`` and a total deadline per call. aiohttp rather
+than httpx: on a keep-alive local upstream its request path costs a fraction of httpx's
+(measured in docs/bench-gateway.md). Transport errors and HTTP error statuses become
+``calibroute.errors`` here and nowhere else.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import anyio
-import httpx
+import aiohttp
+from yarl import URL
 
 from ..config import ModelSpec
 from ..errors import BackendError, BackendTimeout, BackendUnavailable
 from .base import StreamEvent, error_for_status
-from .netio import plain_http_transport
 
 MAX_ERROR_BODY = 4096
+MAX_LINE_BYTES = 2**20  # one SSE line (one chunk) may be this large
 
 
 @contextmanager
 def mapped_transport_errors(name: str) -> Iterator[None]:
-    """httpx's exception tree -> ours, by type."""
+    """aiohttp's exception tree -> ours, by type. Timeouts first: aiohttp's socket timeouts
+    are also connection errors."""
     try:
         yield
-    except httpx.TimeoutException as exc:
-        raise BackendTimeout(f"{name}: {type(exc).__name__.lower().replace('timeout', ' timeout').strip()}") from None
-    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-        kind = "cannot connect" if isinstance(exc, httpx.ConnectError) else "connection dropped"
-        raise BackendUnavailable(f"{name}: {kind}: {exc or type(exc).__name__}") from None
-    except httpx.HTTPError as exc:
+    except TimeoutError as exc:  # aiohttp's connect / socket-read timeouts (not our total deadline, see callers)
+        kind = "connect timeout" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "read timeout"
+        raise BackendTimeout(f"{name}: {kind}") from None
+    except aiohttp.ClientConnectorError as exc:
+        raise BackendUnavailable(f"{name}: cannot connect: {exc}") from None
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
+        raise BackendUnavailable(f"{name}: connection dropped: {exc or type(exc).__name__}") from None
+    except aiohttp.ClientError as exc:
         raise BackendUnavailable(f"{name}: {type(exc).__name__}: {exc}") from None
 
 
@@ -57,17 +63,15 @@ def _sse_error(name: str, data: dict[str, Any]) -> BackendError:
     message = err.get("message") if isinstance(err, dict) else str(err)
     code = err.get("code") if isinstance(err, dict) else None
     status = code if isinstance(code, int) and 400 <= code < 600 else 502
-    mapped = error_for_status(status, f"{name}: error event in stream: {message}")
-    return mapped
+    return error_for_status(status, f"{name}: error event in stream: {message}")
 
 
 class OpenAIStream:
     """An open SSE response; yields parsed ``data:`` events until ``[DONE]``."""
 
-    def __init__(self, name: str, response: httpx.Response, deadline: float) -> None:
+    def __init__(self, name: str, response: aiohttp.ClientResponse, deadline: float) -> None:
         self._name = name
         self._response = response
-        self._lines = response.aiter_lines()
         self._deadline = deadline
         self._first: StreamEvent | None = None
         self.done = False
@@ -79,12 +83,13 @@ class OpenAIStream:
             return event
         if self.done:
             return None
+        content = self._response.content
         with mapped_transport_errors(self._name):
-            async for line in self._lines:
-                if not line.startswith("data:"):
+            while line := await content.readline():
+                if not line.startswith(b"data:"):
                     continue  # blank separators, comments (": ping"), event names
                 payload = line[5:].strip()
-                if payload == "[DONE]":
+                if payload == b"[DONE]":
                     break
                 if time.monotonic() > self._deadline:
                     raise BackendTimeout(f"{self._name}: total timeout exceeded while streaming")
@@ -96,7 +101,7 @@ class OpenAIStream:
                     raise BackendUnavailable(f"{self._name}: stream event is not an object")
                 if "error" in data and "choices" not in data:
                     raise _sse_error(self._name, data)
-                return StreamEvent(data, payload.encode())
+                return StreamEvent(data, payload)
         self.done = True
         return None
 
@@ -108,50 +113,68 @@ class OpenAIStream:
             yield event
 
     async def aclose(self) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._response.aclose()
+        """Back to the pool when read to the end; otherwise the connection is closed."""
+        if self.done:
+            self._response.release()
+        else:
+            self._response.close()
 
 
 class OpenAICompatBackend:
-    """One configured model on one OpenAI-compatible server."""
+    """One configured model on one OpenAI-compatible server.
 
-    def __init__(self, spec: ModelSpec, *, max_connections: int = 200, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    The session is created on first use, on the running event loop (aiohttp binds it there).
+    """
+
+    def __init__(self, spec: ModelSpec, *, max_connections: int = 200) -> None:
         self.name = spec.name
         self.spec = spec
         b = spec.backend
         self.served_model = b.served_model or spec.name
         self.total_timeout_s = b.total_timeout_s
-        headers = {"content-type": "application/json"}
+        self.max_connections = max_connections
+        self.headers = {"content-type": "application/json"}
         key = b.api_key()
         if key:
-            headers["authorization"] = f"Bearer {key}"
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30)
-        if transport is None and b.base_url.startswith("http://"):
-            transport = plain_http_transport(limits)
-        self._client = httpx.AsyncClient(
-            base_url=b.base_url.rstrip("/") + "/",
-            headers=headers,
-            timeout=httpx.Timeout(connect=b.connect_timeout_s, read=b.read_timeout_s, write=b.read_timeout_s, pool=b.connect_timeout_s),
-            limits=limits,
-            transport=transport,
-        )
+            self.headers["authorization"] = f"Bearer {key}"
+        self.url = URL(b.base_url.rstrip("/") + "/chat/completions")
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=b.connect_timeout_s, sock_read=b.read_timeout_s)
+        self._session: aiohttp.ClientSession | None = None
 
-        self._url = httpx.URL(b.base_url.rstrip("/") + "/chat/completions")
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=30)
+            self._session = aiohttp.ClientSession(headers=self.headers, timeout=self._timeout, connector=connector,
+                                                  read_bufsize=MAX_LINE_BYTES // 2, auto_decompress=True)
+        return self._session
 
-    def _request(self, body: dict[str, Any]) -> httpx.Request:
-        payload = dict(body, model=self.served_model)
-        return self._client.build_request("POST", self._url, content=json.dumps(payload).encode())
+    def _payload(self, body: dict[str, Any], stream: bool) -> bytes:
+        return json.dumps(dict(body, model=self.served_model, stream=stream)).encode()
+
+    async def _send(self, body: dict[str, Any], stream: bool) -> aiohttp.ClientResponse:
+        """POST the body; an error status becomes a BackendError (the response is released)."""
+        response = await self._client().post(self.url, data=self._payload(body, stream))
+        if response.status >= 400:
+            try:
+                detail = _error_detail(await response.read())
+            finally:
+                response.release()
+            raise error_for_status(response.status, detail)
+        return response
 
     async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            with anyio.fail_after(self.total_timeout_s), mapped_transport_errors(self.name):
-                response = await self._client.send(self._request(dict(body, stream=False)))
+            async with asyncio.timeout(self.total_timeout_s):
+                with mapped_transport_errors(self.name):
+                    response = await self._send(body, stream=False)
+                    try:
+                        raw = await response.read()
+                    finally:
+                        response.release()
         except TimeoutError:
             raise BackendTimeout(f"{self.name}: total timeout of {self.total_timeout_s:g}s exceeded") from None
-        if response.status_code >= 400:
-            raise error_for_status(response.status_code, _error_detail(response.content))
         try:
-            data = json.loads(response.content)
+            data = json.loads(raw)
         except ValueError:
             raise BackendUnavailable(f"{self.name}: response is not JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
@@ -160,26 +183,24 @@ class OpenAICompatBackend:
 
     async def open_stream(self, body: dict[str, Any]) -> OpenAIStream:
         deadline = time.monotonic() + self.total_timeout_s
-        response: httpx.Response | None = None
+        stream: OpenAIStream | None = None
         try:
-            with anyio.fail_after(self.total_timeout_s):
+            async with asyncio.timeout(self.total_timeout_s):
                 with mapped_transport_errors(self.name):
-                    response = await self._client.send(self._request(dict(body, stream=True)), stream=True)
-                    if response.status_code >= 400:
-                        detail = _error_detail(await response.aread())
-                        raise error_for_status(response.status_code, detail)
+                    response = await self._send(body, stream=True)
                 stream = OpenAIStream(self.name, response, deadline)
                 await stream.prime()
                 return stream
         except TimeoutError:
-            if response is not None:
-                await response.aclose()
+            if stream is not None:
+                await stream.aclose()
             raise BackendTimeout(f"{self.name}: no first event within {self.total_timeout_s:g}s") from None
         except BaseException:
-            if response is not None:
-                with anyio.CancelScope(shield=True):
-                    await response.aclose()
+            if stream is not None:
+                await stream.aclose()
             raise
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
