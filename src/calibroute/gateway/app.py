@@ -1,4 +1,4 @@
-"""``create_app(settings)``: the gateway as a Starlette ASGI app, with no module globals.
+"""``create_app(settings)``: the gateway as an ASGI app (Starlette, with a direct chat path), no module globals.
 
 Everything the app holds (router, backends with their connection pools, ledger,
 metrics) is built here or injected, and released on shutdown: the ledger is flushed.
@@ -17,6 +17,7 @@ from ..config import Portfolio, load_portfolio
 from ..errors import CalibrouteError
 from ..ledger.base import LedgerSink
 from ..router import Router
+from .asgi import GatewayApp
 from .chat import Gateway
 from .errors import handle_error, handle_http_exception
 from .metrics import GatewayMetrics
@@ -31,8 +32,8 @@ def create_app(
     router: Router | None = None,
     backends: dict[str, Backend] | None = None,
     ledger: LedgerSink | None = None,
-) -> Starlette:
-    """Build the gateway. Injected parts (router, backends, ledger) are the caller's to close;
+) -> GatewayApp:
+    """Build the gateway (an ASGI app; ``app.state.gateway`` is the ``Gateway``). Injected parts (router, backends, ledger) are the caller's to close;
     parts built here are closed on shutdown."""
     settings = settings or GatewaySettings()
     if portfolio is None:
@@ -65,4 +66,4 @@ def create_app(
         exception_handlers={HTTPException: handle_http_exception, CalibrouteError: handle_error, Exception: handle_error},
     )
     app.state.gateway = gateway
-    return app
+    return GatewayApp(app, gateway)
