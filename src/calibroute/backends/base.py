@@ -58,7 +58,10 @@ def error_for_status(status: int, detail: str) -> BackendError:
 
 @runtime_checkable
 class UpstreamStream(Protocol):
-    """An open streamed response. Iterating may raise BackendError (a failure mid-stream)."""
+    """An open streamed response. Iterating may raise BackendError (a failure mid-stream).
+
+    Optionally ``ready() -> bool``: the next event is already received (the gateway then
+    sends events that arrived together in one write)."""
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]: ...
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -67,46 +68,83 @@ def _sse_error(name: str, data: dict[str, Any]) -> BackendError:
 
 
 class OpenAIStream:
-    """An open SSE response; yields parsed ``data:`` events until ``[DONE]``."""
+    """An open SSE response; yields parsed ``data:`` events until ``[DONE]``.
+
+    Reads whatever the network has delivered and parses every complete line of it, so
+    ``ready()`` can tell the relay that more events are already here (it then sends them
+    to the client in one write instead of one write each). An error found while parsing
+    is raised only after the events before it were handed out.
+    """
 
     def __init__(self, name: str, response: aiohttp.ClientResponse, deadline: float) -> None:
         self._name = name
         self._response = response
         self._deadline = deadline
-        self._first: StreamEvent | None = None
-        self.done = False
+        self._events: deque[StreamEvent] = deque()
+        self._partial = b""  # an incomplete last line
+        self._error: BackendError | None = None
+        self._ended = False  # [DONE] or the end of the body was read
+        self.done = False  # ... and every event was handed out
+
+    def ready(self) -> bool:
+        """True when the next event (or the end) is already here: no wait for the network."""
+        return bool(self._events) or self._ended or self._error is not None
 
     async def next_event(self) -> StreamEvent | None:
         """The next data event, or None at the end of the stream."""
-        if self._first is not None:
-            event, self._first = self._first, None
-            return event
-        if self.done:
-            return None
-        content = self._response.content
+        while not self._events:
+            if self._error is not None:
+                raise self._error
+            if self._ended:
+                self.done = True
+                return None
+            await self._read()
+        return self._events.popleft()
+
+    async def _read(self) -> None:
         with mapped_transport_errors(self._name):
-            while line := await content.readline():
-                if not line.startswith(b"data:"):
-                    continue  # blank separators, comments (": ping"), event names
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
-                    break
-                if time.monotonic() > self._deadline:
-                    raise BackendTimeout(f"{self._name}: total timeout exceeded while streaming")
-                try:
-                    data = json.loads(payload)
-                except ValueError:
-                    raise BackendUnavailable(f"{self._name}: malformed stream event: {payload[:120]!r}") from None
-                if not isinstance(data, dict):
-                    raise BackendUnavailable(f"{self._name}: stream event is not an object")
-                if "error" in data and "choices" not in data:
-                    raise _sse_error(self._name, data)
-                return StreamEvent(data, payload)
-        self.done = True
-        return None
+            data = await self._response.content.readany()
+        if time.monotonic() > self._deadline:
+            raise BackendTimeout(f"{self._name}: total timeout exceeded while streaming")
+        if not data:  # the end of the body, with or without [DONE]
+            self._ended = True
+            lines = [self._partial]
+        else:
+            lines = (self._partial + data).split(b"\n")
+            self._partial = lines.pop()
+            if len(self._partial) > MAX_LINE_BYTES:
+                self._error = BackendUnavailable(f"{self._name}: stream line longer than {MAX_LINE_BYTES} bytes")
+                return
+        for line in lines:
+            if not line.startswith(b"data:"):
+                continue  # blank separators, comments (": ping"), event names
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                self._ended = True
+                return
+            try:
+                self._events.append(self._event(payload))
+            except BackendError as exc:
+                self._error = exc
+                return
+
+    def _event(self, payload: bytes) -> StreamEvent:
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            raise BackendUnavailable(f"{self._name}: malformed stream event: {payload[:120]!r}") from None
+        if not isinstance(data, dict):
+            raise BackendUnavailable(f"{self._name}: stream event is not an object")
+        if "error" in data and "choices" not in data:
+            raise _sse_error(self._name, data)
+        return StreamEvent(data, payload)
 
     async def prime(self) -> None:
-        self._first = await self.next_event()
+        """Wait for the first event (or the end), so failures before it surface in ``open_stream``."""
+        while not self.ready():
+            await self._read()
+        if not self._events and self._error is not None:
+            raise self._error
 
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:
         while (event := await self.next_event()) is not None:
@@ -114,7 +152,7 @@ class OpenAIStream:
 
     async def aclose(self) -> None:
         """Back to the pool when read to the end; otherwise the connection is closed."""
-        if self.done:
+        if self._ended:
             self._response.release()
         else:
             self._response.close()

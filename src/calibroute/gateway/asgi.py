@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from .chat import Gateway
+from .streaming import FinalChunk
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -72,9 +73,14 @@ async def send_stream(response: StreamingResponse, receive: Receive, send: Send)
     try:
         await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
         async for chunk in body:
+            if isinstance(chunk, FinalChunk):
+                done = True
+                await send({"type": "http.response.body", "body": bytes(chunk), "more_body": False})
+                break
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        done = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            done = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
         if not gone:
             raise

@@ -151,7 +151,8 @@ class Gateway:
         close = forcer.aclose if forcer is not None else stream.aclose
         events = aiter(forcer) if forcer is not None else aiter(stream)
         chunks = relay(events, close, out.tally, include_usage=chat.include_usage, forcer=forcer,
-                       finish=lambda exc: self.finish(out, exc, streamed=True))
+                       finish=lambda exc: self.finish(out, exc, streamed=True),
+                       ready=getattr(stream, "ready", None) if forcer is None else None)
         headers = self.headers(out, cost=decision.estimated_cost_usd)
         headers["cache-control"] = "no-cache"
         return StreamingResponse(chunks, media_type="text/event-stream", headers=headers)

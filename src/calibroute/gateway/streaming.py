@@ -82,6 +82,10 @@ class Tally:
                 "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens}}
 
 
+class FinalChunk(bytes):
+    """The last bytes of a stream: the sender ends the response with them (one write less)."""
+
+
 async def relay(
     events: AsyncIterator[StreamEvent],
     close: Callable[[], Awaitable[None]],
@@ -90,10 +94,16 @@ async def relay(
     include_usage: bool,
     forcer: ThinkForcer | None,
     finish: Callable[[BaseException | None], None],
+    ready: Callable[[], bool] | None = None,
 ) -> AsyncIterator[bytes]:
     """SSE bytes for the client; ``finish`` runs exactly once, before the last event goes out
-    (so the ledger row exists by the time the client has read ``[DONE]``)."""
+    (so the ledger row exists by the time the client has read ``[DONE]``).
+
+    ``ready`` (the upstream has more already received) lets chunks that arrived together
+    leave together: nothing waits for more data, so the relay stays chunk by chunk in time.
+    """
     finished = False
+    pending: list[bytes] = []
 
     async def end(error: BaseException | None) -> None:
         nonlocal finished
@@ -107,21 +117,22 @@ async def relay(
         try:
             async for ev in events:
                 tally.see(ev.data)
-                if not ev.data.get("choices"):
-                    continue  # the upstream's usage chunk: ours follows, with reasoning tokens
-                yield b"data: " + (ev.raw if ev.raw is not None else json.dumps(ev.data).encode()) + b"\n\n"
+                if ev.data.get("choices"):  # else the upstream's usage chunk: ours follows, with reasoning tokens
+                    pending.append(b"data: " + (ev.raw if ev.raw is not None else json.dumps(ev.data).encode()) + b"\n\n")
+                if pending and (ready is None or not ready()):
+                    out, pending = b"".join(pending), []
+                    yield out
         except Exception as exc:  # a failure after the first byte: end the stream with an error event
             await end(exc)
-            yield sse_error(exc) + DONE
+            yield FinalChunk(b"".join(pending) + sse_error(exc) + DONE)
             return
         if forcer is not None:
             tally.adopt(forcer)
         await end(None)
-        tail = DONE
         if include_usage:
             chunk = {**tally.template, "object": "chat.completion.chunk", "choices": [], "usage": tally.usage_block()}
-            tail = b"data: " + json.dumps(chunk).encode() + b"\n\n" + DONE
-        yield tail
+            pending.append(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        yield FinalChunk(b"".join(pending) + DONE)
     except BaseException as exc:  # the client went away (cancellation) or the generator was closed
         await end(exc)
         raise
