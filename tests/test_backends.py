@@ -149,3 +149,69 @@ def test_registry_builds_one_backend_per_model_and_rejects_unknown_styles(server
     assert "openai" in BACKENDS
     with pytest.raises(ConfigError, match="unknown backend api_style"):
         backend_factory("grpc")
+
+
+def _sse(*events: str) -> bytes:
+    return b"".join(b"data: " + e.encode() + b"\n\n" for e in events)
+
+
+def _chunk(text: str) -> str:
+    return '{"choices": [{"index": 0, "delta": {"content": "%s"}}]}' % text
+
+
+async def _with_one_write_server(body: bytes, call):  # type: ignore[no-untyped-def]
+    """``call(backend)`` against a server that sends a whole SSE stream in one write (as a fast upstream does)."""
+    response = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: " + str(len(body)).encode()
+                + b"\r\n\r\n" + body)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(response)
+        await writer.drain()
+        await reader.read()  # until the client closes
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    b = OpenAICompatBackend(spec(f"http://127.0.0.1:{port}"))
+    try:
+        return await call(b)
+    finally:
+        await b.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+def test_events_received_together_are_ready_without_waiting_for_the_network():
+    async def call(b: OpenAICompatBackend):  # type: ignore[no-untyped-def]
+        s = await b.open_stream(dict(MSG))
+        seen = []
+        try:
+            while s.ready():  # everything arrived in one write: no event needs a network wait
+                ev = await s.next_event()
+                if ev is None:
+                    break
+                seen.append(ev.data["choices"][0]["delta"]["content"])
+        finally:
+            await s.aclose()
+        return seen, s.done
+
+    seen, done = asyncio.run(_with_one_write_server(_sse(_chunk("a"), _chunk("b"), _chunk("c"), "[DONE]"), call))
+    assert seen == ["a", "b", "c"] and done
+
+
+def test_an_error_event_is_raised_only_after_the_events_before_it():
+    error = '{"error": {"message": "boom", "code": 503}}'
+
+    async def call(b: OpenAICompatBackend):  # type: ignore[no-untyped-def]
+        s = await b.open_stream(dict(MSG))
+        seen = []
+        try:
+            with pytest.raises(BackendUnavailable, match="boom"):
+                async for ev in s:
+                    seen.append(ev.data["choices"][0]["delta"]["content"])
+        finally:
+            await s.aclose()
+        return seen
+
+    assert asyncio.run(_with_one_write_server(_sse(_chunk("a"), _chunk("b"), error), call)) == ["a", "b"]
