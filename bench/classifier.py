@@ -81,6 +81,16 @@ HARD_CASES: list[tuple[str, set[str]]] = [
     ("How should I prepare for a job interview as a nurse?", {"REASONING", "SIMPLE"}),
     ("Rewrite this sentence to sound more formal: gonna be late, sorry.", {"REASONING", "OPEN_ENDED"}),
     ("Compute the derivative of x^3 * sin(x).", {"SIMPLE", "OPEN_ENDED"}),
+    (
+        (
+            "Extract the invoice number and total from: Invoice #4471, issued 2024-03-02 to ACME Ltd. "
+            "3 x widgets at $12.50, shipping $9.00. Total due: $1,284.50"
+        ),
+        {"REASONING", "OPEN_ENDED"},
+    ),
+    ("Fix the grammar: me and him goes to the store yesterday.", {"REASONING", "OPEN_ENDED"}),
+    ("Give me a one-word synonym for happy.", {"REASONING", "OPEN_ENDED"}),
+    ("List the planets of the solar system.", {"REASONING", "OPEN_ENDED"}),
 ]
 
 
