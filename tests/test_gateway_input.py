@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import httpx
 import openai
 import pytest
@@ -148,3 +151,32 @@ def test_requests_are_recorded_with_their_key_and_cost(keyed):
 
     rows = sqlite3.connect(str(ledger.location)).execute("select status, http_status, api_key_id from requests").fetchall()
     assert ("ok", 200, key.id) in rows and ("rejected", 401, None) in rows
+
+
+def test_client_keys_are_reloaded_off_the_event_loop(servers, tmp_path):
+    """The key ring is refreshed in a worker thread before a request would find it stale."""
+    fakes, urls = servers
+    reset(fakes)
+    ledger = open_ledger(tmp_path / "ledger.db", key_refresh_s=0.2)
+    on_loop: list[bool] = []
+    reload = ledger.keys.reload
+
+    def recording_reload() -> None:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        reload()
+
+    ledger.keys.reload = recording_reload  # type: ignore[method-assign]
+    try:
+        _, good = ledger.create_key("team-a")
+        on_loop.clear()
+        with gateway_stack(fakes, urls, ledger=ledger) as stack:
+            time.sleep(0.5)  # three refresh periods, no request
+            assert on_loop.count(False) >= 2 and True not in on_loop
+            with openai.OpenAI(base_url=stack.v1, api_key=good, max_retries=0) as client:
+                assert client.chat.completions.create(model="small", messages=MSG).choices[0].message.content
+    finally:
+        ledger.close()

@@ -6,6 +6,7 @@ metrics) is built here or injected, and released on shutdown: the ledger is flus
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,7 @@ from ..router import Router
 from .asgi import GatewayApp
 from .chat import Gateway
 from .errors import handle_error, handle_http_exception
+from .keyrefresh import keep_keys_fresh, key_reloader
 from .metrics import GatewayMetrics
 from .routes import ROUTES
 from .settings import GatewaySettings
@@ -33,8 +35,8 @@ def create_app(
     backends: dict[str, Backend] | None = None,
     ledger: LedgerSink | None = None,
 ) -> GatewayApp:
-    """Build the gateway (an ASGI app; ``app.state.gateway`` is the ``Gateway``). Injected parts (router, backends, ledger) are the caller's to close;
-    parts built here are closed on shutdown."""
+    """Build the gateway (an ASGI app; ``app.state.gateway`` is the ``Gateway``). Injected parts
+    (router, backends, ledger) are the caller's to close; parts built here are closed on shutdown."""
     settings = settings or GatewaySettings()
     if portfolio is None:
         portfolio = router.portfolio if router is not None else load_portfolio(settings.config)
@@ -50,9 +52,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        reloader = key_reloader(ledger)
+        refresher = asyncio.create_task(keep_keys_fresh(*reloader)) if reloader else None
         try:
             yield
         finally:
+            if refresher is not None:
+                refresher.cancel()
+                await asyncio.gather(refresher, return_exceptions=True)
             gateway.rows.flush()
             if own_backends:
                 for backend in backends.values():
