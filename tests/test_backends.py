@@ -215,3 +215,12 @@ def test_an_error_event_is_raised_only_after_the_events_before_it():
         return seen
 
     assert asyncio.run(_with_one_write_server(_sse(_chunk("a"), _chunk("b"), error), call)) == ["a", "b"]
+
+
+def test_proxy_from_the_environment_is_used(server, fake, monkeypatch):
+    """HTTP_PROXY is honoured (the fake server doubles as the proxy: it answers the absolute-form request)."""
+    for var in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server[1])
+    data = run(dead_url(), lambda b: b.complete(dict(MSG)))
+    assert data["choices"][0]["message"]["content"] == "one two three"

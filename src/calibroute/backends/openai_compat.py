@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -65,6 +66,15 @@ def _sse_error(name: str, data: dict[str, Any]) -> BackendError:
     code = err.get("code") if isinstance(err, dict) else None
     status = code if isinstance(code, int) and 400 <= code < 600 else 502
     return error_for_status(status, f"{name}: error event in stream: {message}")
+
+
+def env_proxy(url: URL) -> str | None:
+    """The proxy the environment names for ``url`` (HTTP_PROXY / HTTPS_PROXY / NO_PROXY), as
+    httpx honoured it. Resolved once per backend: aiohttp's ``trust_env`` would read the
+    environment (and ~/.netrc) on every request."""
+    if url.host and urllib.request.proxy_bypass(url.host):
+        return None
+    return urllib.request.getproxies().get(url.scheme)
 
 
 class OpenAIStream:
@@ -176,6 +186,7 @@ class OpenAICompatBackend:
         if key:
             self.headers["authorization"] = f"Bearer {key}"
         self.url = URL(b.base_url.rstrip("/") + "/chat/completions")
+        self.proxy = env_proxy(self.url)
         self._timeout = aiohttp.ClientTimeout(total=None, connect=b.connect_timeout_s, sock_read=b.read_timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
@@ -191,7 +202,7 @@ class OpenAICompatBackend:
 
     async def _send(self, body: dict[str, Any], stream: bool) -> aiohttp.ClientResponse:
         """POST the body; an error status becomes a BackendError (the response is released)."""
-        response = await self._client().post(self.url, data=self._payload(body, stream))
+        response = await self._client().post(self.url, data=self._payload(body, stream), proxy=self.proxy)
         if response.status >= 400:
             try:
                 detail = _error_detail(await response.read())
