@@ -15,6 +15,7 @@ from calibroute.evaluate.metrics import (
     pareto_front,
     quality_at_budget,
     routellm_points,
+    strong_calls_saved_at,
 )
 
 
@@ -38,6 +39,15 @@ def test_cpt_interpolates_the_share_for_the_recovered_gap() -> None:
     assert cpt(share, quality, 0.6, 0.8, 0.5) == pytest.approx(0.5 * 0.1 / 0.18)
     # 80 %: quality 0.76 -> 0.5 * 0.16/0.18
     assert cpt(share, quality, 0.6, 0.8, 0.8) == pytest.approx(0.5 * 0.16 / 0.18)
+
+
+def test_strong_calls_saved_at_95pct_is_one_minus_cpt_of_the_matching_gap_share() -> None:
+    share = np.array([0.0, 0.5, 1.0])
+    quality = np.array([0.6, 0.78, 0.8])
+    # 95 % of 0.8 is 0.76: 80 % of the 0.6 -> 0.8 gap, reached at share 0.5 * 0.16/0.18
+    assert strong_calls_saved_at(share, quality, 0.6, 0.8, 0.95) == pytest.approx(1 - 0.5 * 0.16 / 0.18)
+    # a weak model already within 95 % saves every strong call
+    assert strong_calls_saved_at(share, np.array([0.78, 0.79, 0.8]), 0.78, 0.8, 0.95) == pytest.approx(1.0)
 
 
 def test_routellm_points_follow_the_quantile_thresholds() -> None:

@@ -16,6 +16,7 @@ from calibroute.errors import InputError
 from calibroute.evaluate import learners
 from calibroute.evaluate.learners import (
     CalibrouteEstimators,
+    gain_labels,
     make_folds,
     shipped_estimator_split,
 )
@@ -62,7 +63,14 @@ def test_a_perfect_difficulty_signal_recovers_the_whole_gap() -> None:
     assert rnd.apgr is not None and rnd.apgr < cal.apgr
     assert cal.cpt50 == pytest.approx(0.2, abs=0.02)
     assert cal.saved_at_95 > 0.5
+    assert cal.calls_saved_at_95 is not None and cal.calls_saved_at_95 > 0.5
     assert cal.aiq > report.results["always:m0"].aiq
+
+
+def test_gain_labels_count_ties_as_one_half_and_a_weak_win_as_weak_suffices() -> None:
+    strong = np.array([1.0, 1.0, 0.0, 0.0, 0.8])
+    weak = np.array([1.0, 0.0, 0.0, 1.0, 0.4])
+    assert gain_labels(strong, weak).tolist() == pytest.approx([0.5, 0.0, 0.5, 1.0, 0.3])
 
 
 def test_multi_model_data_routes_with_a_cost_weight_sweep() -> None:

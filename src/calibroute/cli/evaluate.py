@@ -36,16 +36,18 @@ def render(report: EvalReport, con: Console) -> None:
     )
     table = Table(title=f"routing strategies (router={report.router})")
     table.add_column("strategy", no_wrap=True)
-    for col in ("APGR", "CPT50", "CPT80", "AIQ", *[f"q@{s:.0%}" for s in BUDGET_SHARES], "saved@95%"):
+    for col in ("APGR", "CPT50", "CPT80", "AIQ", *[f"q@{s:.0%}" for s in BUDGET_SHARES], "saved@95%", "calls saved@95%"):
         table.add_column(col, justify="right", no_wrap=True)
     for name, r in sorted(report.results.items(), key=lambda kv: (kv[1].curve.kind == "single", -kv[1].aiq)):
         table.add_row(
             name, _fmt(r.apgr), _fmt(r.cpt50, pct=True), _fmt(r.cpt80, pct=True), f"{r.aiq:.4f}",
             *[_fmt(r.at_budget[s]) for s in BUDGET_SHARES], _fmt(r.saved_at_95, pct=True),
+            _fmt(r.calls_saved_at_95, pct=True),
         )
     con.print(table)
     con.print("[dim]CPT = % strong calls to recover 50/80% of the weak->strong gap; q@x% = best quality at x% of the "
-              "best single model's cost; saved@95% = cost saved at >= 95% of its quality[/]")
+              "best single model's cost; saved@95% = cost saved at >= 95% of its quality; calls saved@95% = strong calls "
+              "saved at >= 95% of the strong model's quality (RouteLLM's basis)[/]")
     for note in report.notes:
         con.print(f"[dim]note: {note}[/]")
 

@@ -56,6 +56,21 @@ def cpt(share: np.ndarray, quality: np.ndarray, weak_quality: float, strong_qual
     return float(np.interp(target, np.asarray(quality, dtype=np.float64), np.asarray(share, dtype=np.float64)))
 
 
+def strong_calls_saved_at(
+    share: np.ndarray, quality: np.ndarray, weak_quality: float, strong_quality: float, keep: float = 0.95
+) -> float:
+    """Share of strong calls saved while keeping ``keep`` of the strong model's quality (RouteLLM's headline basis).
+
+    RouteLLM's "X % cost reduction at 95 % of GPT-4's performance" counts GPT-4 calls: it is
+    ``1 - CPT(r)`` with ``r`` the gap share that 95 % of the strong quality stands for.
+    """
+    gap = strong_quality - weak_quality
+    if gap <= 0:
+        return float("nan")
+    recovered = min(1.0, max(0.0, (keep * strong_quality - weak_quality) / gap))
+    return 1.0 - cpt(share, quality, weak_quality, strong_quality, recovered)
+
+
 def oracle_share_curve(strong: np.ndarray, weak: np.ndarray, shares: np.ndarray) -> np.ndarray:
     """RouteLLM's ``get_optimal_accuracy``: quality when the strong calls go only where they flip a loss."""
     n = len(strong)

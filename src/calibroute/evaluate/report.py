@@ -27,6 +27,7 @@ from .metrics import (
     cpt,
     pareto_front,
     quality_at_budget,
+    strong_calls_saved_at,
 )
 from .outcomes import OutcomeSet
 from .strategies import (
@@ -67,6 +68,7 @@ class StrategyResult:
     aiq: float
     at_budget: dict[float, float]
     saved_at_95: float
+    calls_saved_at_95: float | None = None  # share of strong calls saved at >= 95 % of the strong model's quality
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +79,7 @@ class StrategyResult:
             "aiq": _num(self.aiq),
             "quality_at_budget": {f"{k:g}": _num(v) for k, v in self.at_budget.items()},
             "cost_saved_at_95pct_quality": _num(self.saved_at_95),
+            "strong_calls_saved_at_95pct_quality": _num(self.calls_saved_at_95),
             "curve": [[float(c), float(q)] for c, q in self.curve.points],
             "pair_curve": None if self.curve.pair_share is None else [
                 [float(s), float(q)] for s, q in zip(self.curve.pair_share, self.curve.pair_quality)  # type: ignore[arg-type]
@@ -131,11 +134,12 @@ def _resolve_pair(out: OutcomeSet, rows: np.ndarray, opts: EvalOptions) -> tuple
 
 def _summarise(curve: Curve, replay: Replay, cost_max: float, best_q: float, best_c: float) -> StrategyResult:
     wq, sq = float(replay.scores[:, replay.weak].mean()), float(replay.scores[:, replay.strong].mean())
-    a = c50 = c80 = None
+    a = c50 = c80 = calls95 = None
     if curve.pair_share is not None and curve.pair_quality is not None:
         a = apgr(curve.pair_share, curve.pair_quality, wq, sq)
         c50 = cpt(curve.pair_share, curve.pair_quality, wq, sq, 0.5)
         c80 = cpt(curve.pair_share, curve.pair_quality, wq, sq, 0.8)
+        calls95 = strong_calls_saved_at(curve.pair_share, curve.pair_quality, wq, sq, KEEP_QUALITY)
     return StrategyResult(
         curve=curve,
         apgr=a,
@@ -144,6 +148,7 @@ def _summarise(curve: Curve, replay: Replay, cost_max: float, best_q: float, bes
         aiq=aiq(curve.points, 0.0, cost_max),
         at_budget={s: quality_at_budget(curve.points, s * best_c) for s in BUDGET_SHARES},
         saved_at_95=cost_saved_at_quality(curve.points, KEEP_QUALITY * best_q, best_c),
+        calls_saved_at_95=calls95,
     )
 
 
