@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -156,7 +157,7 @@ def _sse(*events: str) -> bytes:
 
 
 def _chunk(text: str) -> str:
-    return '{"choices": [{"index": 0, "delta": {"content": "%s"}}]}' % text
+    return json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]})
 
 
 async def _with_one_write_server(body: bytes, call):  # type: ignore[no-untyped-def]
