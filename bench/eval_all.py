@@ -33,7 +33,8 @@ def main() -> None:
         for sname, s in data["strategies"].items():
             fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
             print(f"{sname:50s} apgr={fmt(s['apgr'])} cpt50={fmt(s['cpt50'])} cpt80={fmt(s['cpt80'])} "
-                  f"aiq={fmt(s['aiq'])} saved@95={fmt(s['cost_saved_at_95pct_quality'])}")
+                  f"aiq={fmt(s['aiq'])} saved@95={fmt(s['cost_saved_at_95pct_quality'])} "
+                  f"calls_saved@95={fmt(s.get('strong_calls_saved_at_95pct_quality'))}")
         sys.stdout.flush()
 
 
