@@ -213,6 +213,9 @@ def main() -> None:
     ap.add_argument("--char-ngrams", default="3,4,5", help="comma list; empty for none")
     ap.add_argument("--edge-words", type=int, default=TrainConfig().edge_words)
     ap.add_argument("--skip-loso", action="store_true")
+    ap.add_argument(
+        "--no-loso-calibration", action="store_true", help="session 1's recipe: temperature from held-out groups only"
+    )
     ap.add_argument("--latency-only", action="store_true", help="only time the shipped classifiers")
     args = ap.parse_args()
     if args.latency_only:
@@ -220,7 +223,9 @@ def main() -> None:
         print("\n".join(latency_report(" ".join(text.split()[:300]))))
         return
     ngrams = tuple(int(n) for n in args.char_ngrams.split(",") if n)
-    cfg = TrainConfig(c=args.c, char_ngrams=ngrams, edge_words=args.edge_words)
+    cfg = TrainConfig(
+        c=args.c, char_ngrams=ngrams, edge_words=args.edge_words, loso_calibration=not args.no_loso_calibration
+    )
     variants = args.variants.split(",")
     rows = load_training_rows(args.data or data_root(), cfg)
     embedder = StaticEmbedder.load(args.static / STATIC_VECTORS, args.static / STATIC_TOKENIZER)

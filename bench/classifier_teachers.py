@@ -48,7 +48,7 @@ def teacher_embeddings(name: str, texts: list[str], python: Path) -> np.ndarray:
         src = OUT / f"teacher-texts-{key}.jsonl"
         src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
         script = Path(__file__).resolve().parent / "embed_teacher.py"
-        subprocess.run(["nice", str(python), str(script), name, str(src), str(path)], check=True)
+        subprocess.run([str(python), str(script), name, str(src), str(path)], check=True)
     return np.load(path)
 
 

@@ -1,8 +1,8 @@
 """Train-time code for the linear task classifiers (needs scikit-learn; never imported at run time).
 
 Recipe: load the pool, drop near-duplicates, cap rows per (source, label), hold out whole
-groups for calibration, fit a class-balanced logistic regression, fit a temperature on the
-held-out groups, then refit on everything with that temperature. Seeds are fixed: the same
+groups (and each chat source in turn) for calibration, fit a class-balanced logistic regression,
+fit a temperature on the held-out logits, then refit on everything with that temperature. Seeds are fixed: the same
 data gives the same artifact.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArtifactError, DataError, InputError
-from .corpus import CLASSES, Example, balance, grouped_split, load_pool
+from .corpus import CHAT_SOURCES, CLASSES, Example, balance, grouped_split, load_pool
 from .embedding import StaticEmbedder
 from .features import HashedFeaturizer
 from .linear import (
@@ -42,6 +42,9 @@ class TrainConfig:
     n_buckets: int = 1 << 18
     char_ngrams: tuple[int, ...] = (3, 4, 5)
     edge_words: int = 0
+    # Also fit the temperature on leave-one-chat-source-out logits: live traffic looks like a chat source
+    # the model has not seen, where held-out groups alone leave it overconfident (docs/bench-classifier.md).
+    loso_calibration: bool = True
 
     def featurizer(self) -> HashedFeaturizer:
         return HashedFeaturizer(n_buckets=self.n_buckets, char_ngrams=self.char_ngrams, edge_words=self.edge_words)
@@ -118,7 +121,10 @@ def _artifact(
 def train_variant(
     cache: FeatureCache, idx: np.ndarray, variant: str, cfg: TrainConfig, calibrate: bool = True
 ) -> LinearArtifact:
-    """Fit on rows ``idx`` of the cache; temperature from held-out groups, then refit on all of them."""
+    """Fit on rows ``idx`` of the cache; temperature from held-out logits, then refit on all of them.
+
+    Held-out logits: 20% of the groups, plus (``loso_calibration``) each chat source left out in turn.
+    """
     meta = {"variant": variant, "rows": int(idx.size), "cap": cfg.cap, "c": cfg.c, "seed": cfg.seed}
     if not calibrate:  # temperature 1: enough for argmax-only evaluations
         coef, bias = _fit(cache.matrix(idx, variant), cache.y[idx], cfg.c, cfg.seed)
@@ -128,13 +134,20 @@ def train_variant(
     pos = {id(ex): i for i, ex in zip(idx, rows)}
     fit_idx = np.asarray([pos[id(ex)] for ex in fit_rows], dtype=np.int64)
     calib_idx = np.asarray([pos[id(ex)] for ex in calib_rows], dtype=np.int64)
-    t = 1.0
-    if calib_idx.size and fit_idx.size and np.unique(cache.y[fit_idx]).size >= 2:
-        coef, bias = _fit(cache.matrix(fit_idx, variant), cache.y[fit_idx], cfg.c, cfg.seed)
-        logits = np.asarray(cache.matrix(calib_idx, variant) @ coef) + bias
-        t = fit_temperature(logits, cache.y[calib_idx])
+    held_out = [(fit_idx, calib_idx)]
+    if cfg.loso_calibration:
+        sources = np.asarray([ex.source for ex in rows])
+        held_out += [(idx[sources != s], idx[sources == s]) for s in CHAT_SOURCES if (sources == s).any()]
+    logits, labels = [], []
+    for train_idx, test_idx in held_out:
+        if test_idx.size and train_idx.size and np.unique(cache.y[train_idx]).size >= 2:
+            coef, bias = _fit(cache.matrix(train_idx, variant), cache.y[train_idx], cfg.c, cfg.seed)
+            logits.append(np.asarray(cache.matrix(test_idx, variant) @ coef) + bias)
+            labels.append(cache.y[test_idx])
+    t = fit_temperature(np.vstack(logits), np.concatenate(labels)) if logits else 1.0
     coef, bias = _fit(cache.matrix(idx, variant), cache.y[idx], cfg.c, cfg.seed)
-    meta["temperature_fit_rows"] = int(calib_idx.size)
+    meta["temperature_fit_rows"] = int(sum(y.size for y in labels))
+    meta["loso_calibration"] = cfg.loso_calibration
     return _artifact(cache, variant, coef, bias, t, meta)
 
 
