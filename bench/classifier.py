@@ -27,6 +27,7 @@ import numpy as np
 from calibroute.classify import Classifier, load_classifier
 from calibroute.classify.corpus import CHAT_SOURCES, CLASSES, grouped_split
 from calibroute.classify.embedding import StaticEmbedder
+from calibroute.classify.features import _sparse_memo
 from calibroute.classify.linear import (
     ARTIFACT_DIR,
     STATIC_TOKENIZER,
@@ -153,11 +154,17 @@ def prf_table(y: np.ndarray, pred: np.ndarray) -> list[str]:
 def latency(
     clf: Classifier, text: str, n: int = 2000, clock: Callable[[], float] = time.perf_counter
 ) -> tuple[float, float]:
-    """p50/p99 in ms of ``classify``; ``time.thread_time`` excludes time the thread waits for the (shared) CPU."""
+    """p50/p99 in ms of ``classify``; ``time.thread_time`` excludes time the thread waits for the (shared) CPU.
+
+    The featurizer memoises its last few texts (the router shares one pass with the difficulty estimator), so
+    the memo is cleared before every timed call: each call pays for hashing, as a new prompt would.
+    """
     for _ in range(500):
+        _sparse_memo.cache_clear()
         clf.classify(text)
     ts = np.empty(n)
     for i in range(n):
+        _sparse_memo.cache_clear()
         t0 = clock()
         clf.classify(text)
         ts[i] = clock() - t0
