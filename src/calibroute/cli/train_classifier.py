@@ -33,6 +33,8 @@ def train_classifier(
     from ..datasets import data_root
 
     try:
+        from threadpoolctl import threadpool_limits  # ships with scikit-learn
+
         from ..classify.training import TrainConfig, train_classifiers
     except ImportError as exc:  # scikit-learn is a train-time extra
         raise InputError(f"training needs scikit-learn: pip install 'calibroute[train]' ({exc.name} missing)") from None
@@ -41,7 +43,8 @@ def train_classifier(
     console = Console(stderr=True)
     data_dir = data if data is not None else data_root()
     out_dir = out if out is not None else ARTIFACT_DIR
-    with console.status("training") as status:
+    # One BLAS thread: multi-threaded reductions round differently, and the artifact must be byte-identical.
+    with threadpool_limits(limits=1), console.status("training") as status:
         paths = train_classifiers(
             data_dir,
             out_dir,
