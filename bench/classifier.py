@@ -37,7 +37,13 @@ from calibroute.classify.linear import (
     LinearTaskClassifier,
     softmax,
 )
-from calibroute.classify.training import FeatureCache, TrainConfig, load_training_rows, train_variant
+from calibroute.classify.training import (
+    FeatureCache,
+    TrainConfig,
+    fit_temperature,
+    load_training_rows,
+    train_variant,
+)
 from calibroute.datasets import data_root
 
 LATENCY_SOURCE = data_root() / "prompts" / "arena_hard_v2" / "question.jsonl"
@@ -200,6 +206,48 @@ def iid_macro_f1(cache: FeatureCache, variant: str, cfg: TrainConfig) -> float:
     return macro_f1(cache.y[te], logits_for(art, cache, te, variant).argmax(1))
 
 
+def calibration_report(cache: FeatureCache, tr: np.ndarray, te: np.ndarray, cfg: TrainConfig) -> list[str]:
+    """Temperature from held-out groups, from LOSO logits, or both (shipped); judged on the grouped test rows and,
+    nested (each source's temperature fitted without its own logits), on LOSO logits of the training rows."""
+    rows = [cache.rows[i] for i in tr]
+    fit_rows, calib_rows = grouped_split(rows, cfg.calib_share, seed=cfg.seed + 1)
+    pos = {id(ex): i for i, ex in zip(tr, rows)}
+    fit_idx, calib_idx = (np.asarray([pos[id(ex)] for ex in part]) for part in (fit_rows, calib_rows))
+
+    def logits(train_idx: np.ndarray, test_idx: np.ndarray) -> np.ndarray:
+        return logits_for(train_variant(cache, train_idx, "lexical", cfg, calibrate=False), cache, test_idx, "lexical")
+
+    group_z, group_y = logits(fit_idx, calib_idx), cache.y[calib_idx]
+    srcs = np.asarray([cache.rows[i].source for i in tr])
+    loso = {s: (logits(tr[srcs != s], tr[srcs == s]), cache.y[tr[srcs == s]]) for s in CHAT_SOURCES}
+    test_z = logits(tr, te)
+
+    def temp(kind: str, skip: str = "") -> float:
+        parts = [(z, y) for s, (z, y) in loso.items() if s != skip] if kind != "groups" else []
+        parts += [(group_z, group_y)] if kind != "loso" else []
+        return fit_temperature(np.vstack([z for z, _ in parts]), np.concatenate([y for _, y in parts]))
+
+    def routing(prob: np.ndarray, y: np.ndarray, t: float = 0.55) -> str:
+        kept = prob.max(1) >= t
+        routed = np.where(kept, prob.argmax(1), GENERAL)
+        return f"{kept.mean():.1%} / {((routed != y) & (routed != GENERAL)).mean():.1%}"
+
+    lines = [
+        "| temperature fitted on | T | grouped held-out ECE | LOSO ECE (nested, mean of 4) | grouped: routed / misrouted at 0.55 | LOSO: routed / misrouted at 0.55 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    loso_z = np.vstack([z for z, _ in loso.values()])
+    loso_y = np.concatenate([y for _, y in loso.values()])
+    for kind in ("groups", "loso", "groups+loso"):
+        t = temp(kind)
+        nested = [ece(softmax(z / temp(kind, skip=s)), y) for s, (z, y) in loso.items()]
+        lines.append(
+            f"| {kind} | {t:.2f} | {ece(softmax(test_z / t), cache.y[te]):.3f} | {np.mean(nested):.3f} | "
+            f"{routing(softmax(test_z / t), cache.y[te])} | {routing(softmax(loso_z / t), loso_y)} |"
+        )
+    return lines
+
+
 def no_torch_check() -> str:
     code = (
         "import sys, calibroute; from calibroute.classify import load_classifier; "
@@ -224,6 +272,7 @@ def main() -> None:
         "--no-loso-calibration", action="store_true", help="session 1's recipe: temperature from held-out groups only"
     )
     ap.add_argument("--latency-only", action="store_true", help="only time the shipped classifiers")
+    ap.add_argument("--calibration-only", action="store_true", help="only compare temperature fits (lexical)")
     args = ap.parse_args()
     if args.latency_only:
         text = " ".join(json.loads(line)["prompt"] for line in LATENCY_SOURCE.open(encoding="utf-8"))
@@ -242,6 +291,9 @@ def main() -> None:
     tr = np.asarray([pos[id(ex)] for ex in train])
     te = np.asarray([pos[id(ex)] for ex in test])
     y = cache.y[te]
+    if args.calibration_only:
+        print("\n".join(calibration_report(cache, tr, te, cfg)))
+        return
     out: list[str] = ["# Task classifier benchmark", ""]
     cmd = "nice python bench/classifier.py " + " ".join(sys.argv[1:])
     out += [f"Command: `{cmd.strip()}`", ""]
