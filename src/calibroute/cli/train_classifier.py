@@ -33,6 +33,7 @@ def train_classifier(
     from ..datasets import data_root
 
     try:
+        import sklearn.linear_model  # noqa: F401  loaded before threadpool_limits, so its OpenMP pool is limited too
         from threadpoolctl import threadpool_limits  # ships with scikit-learn
 
         from ..classify.training import TrainConfig, train_classifiers
