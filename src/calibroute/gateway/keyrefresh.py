@@ -21,7 +21,7 @@ def key_reloader(ledger: object) -> tuple[Callable[[], None], float] | None:
     """(reload, period) when ``ledger`` has a key ring that refreshes on a timer, else None."""
     keys = getattr(ledger, "keys", None)
     reload = getattr(keys, "reload", None)
-    refresh_s = getattr(keys, "_refresh_s", None)  # KeyRing's interval (not public API yet)
+    refresh_s = getattr(keys, "refresh_s", None)
     if not callable(reload) or not isinstance(refresh_s, (int, float)) or refresh_s <= 0:
         return None  # no ring, or one that reloads on every call by configuration
     return reload, refresh_s * EARLY

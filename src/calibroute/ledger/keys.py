@@ -73,7 +73,7 @@ class KeyRing:
 
     def __init__(self, engine: Engine, *, refresh_s: float = 5.0) -> None:
         self._engine = engine
-        self._refresh_s = refresh_s
+        self.refresh_s = refresh_s  # seconds between reloads (the gateway reloads a little earlier, off the loop)
         self._lock = threading.Lock()  # guards the dicts below; never held during I/O
         self._sync = threading.Lock()  # orders batch commits against reloads
         self._by_hash: dict[str, ApiKey] = {}
@@ -126,7 +126,7 @@ class KeyRing:
                     self._put(replace(key, spent_usd=key.spent_usd + cost))
 
     def _refresh_if_stale(self) -> None:
-        if time.monotonic() - self._loaded_at >= self._refresh_s:
+        if time.monotonic() - self._loaded_at >= self.refresh_s:
             self.reload()
 
     def reload(self) -> None:
