@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 import urllib.request
 from collections import deque
@@ -38,6 +39,11 @@ def mapped_transport_errors(name: str) -> Iterator[None]:
     except TimeoutError as exc:  # aiohttp's connect / socket-read timeouts (not our total deadline, see callers)
         kind = "connect timeout" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "read timeout"
         raise BackendTimeout(f"{name}: {kind}") from None
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise BackendUnavailable(
+            f"{name}: TLS certificate not trusted ({exc.certificate_error}); "
+            "for a private CA set SSL_CERT_FILE to its PEM bundle"
+        ) from None
     except aiohttp.ClientConnectorError as exc:
         raise BackendUnavailable(f"{name}: cannot connect: {exc}") from None
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
@@ -192,10 +198,15 @@ class OpenAICompatBackend:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=30)
+            connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=30, ssl=self._tls())
             self._session = aiohttp.ClientSession(headers=self.headers, timeout=self._timeout, connector=connector,
                                                   read_bufsize=MAX_LINE_BYTES // 2, auto_decompress=True)
         return self._session
+
+    def _tls(self) -> ssl.SSLContext | bool:
+        """A verifying TLS context built when the pool opens, so SSL_CERT_FILE / SSL_CERT_DIR set for a
+        private CA take effect (aiohttp's shared default context is created once, at import)."""
+        return ssl.create_default_context() if self.url.scheme == "https" else True
 
     def _payload(self, body: dict[str, Any], stream: bool) -> bytes:
         return json.dumps(dict(body, model=self.served_model, stream=stream)).encode()
