@@ -28,6 +28,8 @@ ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 ARTIFACT_NAME = "difficulty.npz"
 N_QUANTILES = 1001  # quantiles of p at shares 0, 0.001, ..., 1
 FEATURE_KINDS: tuple[str, ...] = ("stats", "hash", "embedding")
+GATE_MIN = 0.05  # domain gates below this are treated as 0 (fewer active experts, faster training)
+N_FOLD = 1 << 16  # hashed buckets folded to this many for the domain gate and experts
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -44,6 +46,49 @@ def _embedder() -> StaticEmbedder:
 
 
 @dataclass
+class DomainExperts:
+    """Per-dataset corrections, gated by which dataset the prompt looks like (from its own features).
+
+    The router never sees a dataset name, but a prompt's text tells GSM8K from MMLU almost
+    perfectly. A softmax *gate* over the folded features ``[stats, hashed n-grams mod n_fold]``
+    gives P(domain | text); each domain adds its own slopes and intercept on the same folded
+    features, weighted by its gate probability (gates below ``GATE_MIN`` count as 0). So a
+    GSM8K word problem is scored by the shared model plus a GSM8K-only correction.
+    """
+
+    names: tuple[str, ...]
+    n_fold: int
+    gate_w: np.ndarray  # (n_stats + n_fold, D)
+    gate_b: np.ndarray  # (D,)
+    expert_w: np.ndarray  # (n_stats + n_fold + 1, D): last row is each domain's intercept
+
+    def __post_init__(self) -> None:
+        d, rows = len(self.names), len(STAT_NAMES) + self.n_fold
+        if self.gate_w.shape != (rows, d) or self.gate_b.shape != (d,) or self.expert_w.shape != (rows + 1, d):
+            raise ArtifactError("difficulty artifact: domain expert weights do not match their configuration")
+
+    def gates(self, stats: np.ndarray, sparse: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """(n, D) gate probabilities, small ones zeroed, from standardised stats and featurizer output."""
+        n_stats = len(STAT_NAMES)
+        z = stats @ self.gate_w[:n_stats] + self.gate_b
+        for i, (idx, vals) in enumerate(sparse):
+            z[i] += vals @ self.gate_w[n_stats + idx % self.n_fold]
+        z -= z.max(axis=1, keepdims=True)
+        g = np.exp(z)
+        g /= g.sum(axis=1, keepdims=True)
+        out: np.ndarray = np.where(g < GATE_MIN, 0.0, g)
+        return out
+
+    def logits(self, stats: np.ndarray, sparse: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        n_stats = len(STAT_NAMES)
+        e = stats @ self.expert_w[:n_stats] + self.expert_w[-1]
+        for i, (idx, vals) in enumerate(sparse):
+            e[i] += vals @ self.expert_w[n_stats + idx % self.n_fold]
+        out: np.ndarray = (self.gates(stats, sparse) * e).sum(axis=1)
+        return out
+
+
+@dataclass
 class DifficultyModel:
     """Weights over the chosen feature kinds plus the reference quantile table."""
 
@@ -55,6 +100,7 @@ class DifficultyModel:
     featurizer: HashedFeaturizer | None = None
     w_hash: np.ndarray | None = None  # (n_buckets,)
     w_emb: np.ndarray | None = None  # (dim,)
+    experts: DomainExperts | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -68,6 +114,8 @@ class DifficultyModel:
             raise ArtifactError("difficulty artifact: quantile table must be a non-decreasing vector")
         if self.w_hash is not None and (self.featurizer is None or self.w_hash.shape != (self.featurizer.n_buckets,)):
             raise ArtifactError("difficulty artifact: hashed weights do not match the featurizer")
+        if self.experts is not None and self.featurizer is None:
+            raise ArtifactError("difficulty artifact: domain experts need the hashed featurizer")
         if not math.isfinite(self.bias):
             raise ArtifactError("difficulty artifact: bias is not finite")
 
@@ -76,11 +124,14 @@ class DifficultyModel:
     def logits_batch(self, texts: Sequence[str]) -> np.ndarray:
         texts = [t if isinstance(t, str) else str(t) for t in texts]
         stats = (text_stats(texts) - self.stats_mean) / self.stats_scale
-        z: np.ndarray = stats.astype(np.float64) @ self.w_stats.astype(np.float64) + self.bias
-        if self.w_hash is not None and self.featurizer is not None:
-            for i, text in enumerate(texts):
-                idx, vals = self.featurizer.sparse(text)
+        stats = stats.astype(np.float64)
+        z: np.ndarray = stats @ self.w_stats.astype(np.float64) + self.bias
+        sparse = [self.featurizer.sparse(t) for t in texts] if self.featurizer is not None else []
+        if self.w_hash is not None:
+            for i, (idx, vals) in enumerate(sparse):
                 z[i] += float(vals @ self.w_hash[idx])
+        if self.experts is not None:
+            z += self.experts.logits(stats, sparse)
         if self.w_emb is not None:
             emb = _embedder()
             z += np.stack([emb.encode(t) for t in texts]) @ self.w_emb if texts else 0.0
@@ -110,7 +161,7 @@ class DifficultyModel:
         below = int(np.searchsorted(self.quantiles, float(threshold), side="left"))
         return min(1.0, below / (self.quantiles.size - 1))
 
-    def with_reference(self, reference_texts: Sequence[str]) -> "DifficultyModel":
+    def with_reference(self, reference_texts: Sequence[str]) -> DifficultyModel:
         """A copy with the quantile table recalibrated on another reference prompt set (same weights)."""
         if not reference_texts:
             raise InputError("reference prompt set is empty")
@@ -124,6 +175,7 @@ class DifficultyModel:
         header = {
             "bias": self.bias,
             "featurizer": self.featurizer.config() if self.featurizer else None,
+            "domains": {"names": list(self.experts.names), "n_fold": self.experts.n_fold} if self.experts else None,
             "stat_names": list(STAT_NAMES),
             "meta": self.meta,
         }
@@ -138,12 +190,16 @@ class DifficultyModel:
             arrays["w_hash"] = self.w_hash.astype(np.float16)
         if self.w_emb is not None:
             arrays["w_emb"] = self.w_emb.astype(np.float32)
+        if self.experts is not None:
+            arrays["gate_w"] = self.experts.gate_w.astype(np.float16)
+            arrays["gate_b"] = self.experts.gate_b.astype(np.float32)
+            arrays["expert_w"] = self.experts.expert_w.astype(np.float16)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
 
     @classmethod
-    def load(cls, path: Path) -> "DifficultyModel":
+    def load(cls, path: Path) -> DifficultyModel:
         path = Path(path)
         if not path.is_file():
             raise ArtifactError(f"difficulty artifact missing: {path} (run `calibroute train difficulty`)")
@@ -156,6 +212,16 @@ class DifficultyModel:
         if header.get("stat_names") != list(STAT_NAMES):
             raise ArtifactError(f"difficulty artifact {path} was built for other text statistics; retrain it")
         try:
+            domains = header.get("domains")
+            experts = None
+            if domains:
+                experts = DomainExperts(
+                    names=tuple(domains["names"]),
+                    n_fold=int(domains["n_fold"]),
+                    gate_w=arrays["gate_w"].astype(np.float32),
+                    gate_b=arrays["gate_b"].astype(np.float32),
+                    expert_w=arrays["expert_w"].astype(np.float32),
+                )
             return cls(
                 bias=float(header["bias"]),
                 stats_mean=arrays["stats_mean"].astype(np.float32),
@@ -165,6 +231,7 @@ class DifficultyModel:
                 featurizer=HashedFeaturizer.from_config(header["featurizer"]) if header.get("featurizer") else None,
                 w_hash=arrays["w_hash"].astype(np.float32) if "w_hash" in arrays else None,
                 w_emb=arrays["w_emb"].astype(np.float32) if "w_emb" in arrays else None,
+                experts=experts,
                 meta=dict(header.get("meta", {})),
             )
         except KeyError as exc:
@@ -185,6 +252,38 @@ def _design(texts: Sequence[str], kinds: tuple[str, ...], featurizer: HashedFeat
     return hstack(blocks).tocsr()
 
 
+def _f16(a: np.ndarray) -> np.ndarray:
+    """Weights as they will be saved (float16), so a fitted model scores like its reloaded artifact."""
+    out: np.ndarray = np.asarray(a).astype(np.float16).astype(np.float32)
+    return out
+
+
+def _fit_experts(x_stats: np.ndarray, x_hash: Any, domains: Sequence[str], w: np.ndarray, gate_c: float) -> tuple[DomainExperts, Any]:
+    """Fit the domain gate on the training rows and build the gated expert design block."""
+    from scipy.sparse import csr_matrix, diags, hstack
+    from sklearn.linear_model import LogisticRegression
+
+    names = tuple(sorted(set(domains)))
+    if len(names) < 2:
+        raise InputError("domain experts need at least two distinct domains")
+    folded = csr_matrix((x_hash.data.copy(), x_hash.indices % N_FOLD, x_hash.indptr.copy()), shape=(x_hash.shape[0], N_FOLD))
+    folded.sum_duplicates()
+    f = hstack([csr_matrix(x_stats), folded]).tocsr()
+    d = np.searchsorted(names, list(domains))
+    gate = LogisticRegression(C=gate_c, max_iter=3000, tol=1e-6).fit(f, d, sample_weight=w * (w.size / w.sum()))
+    coef, bias = gate.coef_, gate.intercept_
+    if len(names) == 2:  # sklearn's binary form: one logit; as a softmax over two, +-half of it
+        coef, bias = np.vstack([-coef / 2, coef / 2]), np.r_[-bias / 2, bias / 2]
+    n_rows = f.shape[1]
+    experts = DomainExperts(names, N_FOLD, _f16(coef.T), bias.astype(np.float32), np.zeros((n_rows + 1, len(names)), np.float32))
+    z = np.asarray(f @ experts.gate_w) + experts.gate_b
+    g = np.exp(z - z.max(axis=1, keepdims=True))
+    g /= g.sum(axis=1, keepdims=True)
+    g = np.where(g < GATE_MIN, 0.0, g)
+    f1 = hstack([f, csr_matrix(np.ones((f.shape[0], 1)))]).tocsr()
+    return experts, hstack([diags(g[:, k]) @ f1 for k in range(len(names))]).tocsr()
+
+
 def fit_difficulty(
     texts: list[str],
     labels: np.ndarray,
@@ -194,15 +293,20 @@ def fit_difficulty(
     c: float = 1.0,
     featurizer: HashedFeaturizer | None = None,
     reference_texts: Sequence[str] | None = None,
+    domains: Sequence[str] | None = None,
+    gate_c: float = 1.0,
     meta: dict[str, Any] | None = None,
 ) -> DifficultyModel:
     """Fit on (text, label) with labels in [0, 1] (soft labels allowed: 1 = the cheaper model suffices).
 
     Soft labels are fitted exactly by duplicating each row as a positive with weight ``w*y`` and
     a negative with weight ``w*(1-y)``. The quantile table comes from ``reference_texts`` (or
-    the training texts if none). Deterministic for the same inputs. Needs scikit-learn.
+    the training texts if none). ``domains`` (one name per text, e.g. its dataset) adds gated
+    per-domain experts (``DomainExperts``; the gate's inverse regularisation is ``gate_c``); at
+    run time the domain is inferred from the text. Deterministic for the same inputs. Needs
+    scikit-learn.
     """
-    from scipy.sparse import vstack
+    from scipy.sparse import hstack, vstack
     from sklearn.linear_model import LogisticRegression
 
     unknown = set(features) - set(FEATURE_KINDS)
@@ -219,6 +323,13 @@ def fit_difficulty(
     mu = stats.mean(axis=0)
     sd = stats.std(axis=0) + 1e-6
     x = _design(texts, features, feat, mu, sd)
+    experts = None
+    if domains is not None:
+        if "hash" not in features or len(domains) != len(texts):
+            raise InputError("domain experts need the 'hash' feature and one domain per text")
+        n_stats = len(STAT_NAMES)
+        experts, block = _fit_experts((stats - mu) / sd, x[:, n_stats : n_stats + feat.n_buckets], domains, w, gate_c)
+        x = hstack([x, block]).tocsr()
     pos, neg = w * y, w * (1.0 - y)
     keep_pos, keep_neg = pos > 0, neg > 0
     x2 = vstack([x[keep_pos], x[keep_neg]]).tocsr()
@@ -230,10 +341,14 @@ def fit_difficulty(
     w_hash = w_emb = None
     offset = n_stats
     if "hash" in features:
-        w_hash = coef[offset : offset + feat.n_buckets].astype(np.float16).astype(np.float32)  # as saved
+        w_hash = _f16(coef[offset : offset + feat.n_buckets])
         offset += feat.n_buckets
     if "embedding" in features:
-        w_emb = coef[offset:].astype(np.float32)
+        dim = x.shape[1] - offset - (0 if experts is None else experts.expert_w.size)
+        w_emb = coef[offset : offset + dim].astype(np.float32)
+        offset += dim
+    if experts is not None:
+        experts = replace(experts, expert_w=_f16(coef[offset:].reshape(len(experts.names), -1).T))
     model = DifficultyModel(
         bias=float(clf.intercept_[0]),
         stats_mean=mu.astype(np.float32),
@@ -243,7 +358,8 @@ def fit_difficulty(
         featurizer=feat if "hash" in features else None,
         w_hash=w_hash,
         w_emb=w_emb,
-        meta={"features": list(features), "c": c, "n_train": len(texts), **(meta or {})},
+        experts=experts,
+        meta={"features": list(features), "c": c, "n_train": len(texts), **({"gate_c": gate_c} if experts else {}), **(meta or {})},
     )
     return model.with_reference(reference_texts if reference_texts is not None else texts)
 
@@ -254,4 +370,4 @@ def default() -> DifficultyModel:
     return DifficultyModel.load(ARTIFACT_DIR / ARTIFACT_NAME)
 
 
-__all__ = ["ARTIFACT_NAME", "DifficultyModel", "default", "fit_difficulty"]
+__all__ = ["ARTIFACT_NAME", "DifficultyModel", "DomainExperts", "default", "fit_difficulty"]
