@@ -6,6 +6,18 @@ from .config import EFFORT_ORDER, Budget, Portfolio
 from .types import Classification, Decision, Hints, TaskClass
 
 
+def rung_shares(level: float, n_rungs: int) -> list[float]:
+    """Share of traffic that climbs past each rung of an escalation ladder, for one target ``level`` in [0, 1].
+
+    A ladder of ``n_rungs`` models is climbed ``level * (n_rungs - 1)`` rungs on average: every
+    rung below that point is always passed, the next one is passed by the hardest fraction, the
+    rest never. With two models this is the plain strong share. Example, 4 models, level 0.5:
+    [1.0, 0.5, 0.0] -- every request skips the first model, the hardest half reaches the third.
+    """
+    pos = min(1.0, max(0.0, level)) * (n_rungs - 1)
+    return [min(1.0, max(0.0, pos - k)) for k in range(n_rungs - 1)]
+
+
 def cap_budget(budget: Budget, max_output_tokens: int | None, effort: str | None) -> Budget:
     """Apply a client's own caps: they may lower the routed budget, never raise it."""
     update: dict[str, object] = {}

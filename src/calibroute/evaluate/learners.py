@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import ArtifactError
 from .baselines import knn_predict, mf_predict
 from .outcomes import OutcomeSet
-from .strategies import default_pair
+from .strategies import default_pair, hull_chain
 
 Batch = Callable[[list[str]], np.ndarray]
 
@@ -123,6 +123,7 @@ class Predictions:
     weak_of: np.ndarray
     strong_of: np.ndarray
     expected_cost: np.ndarray  # E x M: each row's cost estimate (training mean per model)
+    ladders: list[tuple[int, ...]]  # per evaluated row: its class's escalation ladder, cheapest first
 
 
 def class_pairs(out: OutcomeSet, rows: np.ndarray, classes: np.ndarray, min_rows: int = 30) -> dict[str, tuple[int, int]]:
@@ -133,6 +134,16 @@ def class_pairs(out: OutcomeSet, rows: np.ndarray, classes: np.ndarray, min_rows
         if len(sel) >= min_rows:
             pairs[str(cls)] = default_pair(np.nanmean(out.costs[sel], 0), np.nanmean(out.scores[sel], 0))
     return pairs
+
+
+def class_ladders(out: OutcomeSet, rows: np.ndarray, classes: np.ndarray, min_rows: int = 30) -> dict[str, tuple[int, ...]]:
+    """Per task class, the escalation ladder (``hull_chain``) on training rows only; ``""`` is the all-rows fallback."""
+    ladders = {"": tuple(hull_chain(np.nanmean(out.costs[rows], 0), np.nanmean(out.scores[rows], 0)))}
+    for cls in np.unique(classes[rows]):
+        sel = rows[classes[rows] == cls]
+        if len(sel) >= min_rows:
+            ladders[str(cls)] = tuple(hull_chain(np.nanmean(out.costs[sel], 0), np.nanmean(out.scores[sel], 0)))
+    return ladders
 
 
 def gain_labels(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
@@ -163,8 +174,9 @@ def predict_all(
     weak_of, strong_of = np.full(e, pair[1]), np.full(e, pair[0])
     if estimators is not None:
         check_estimators(estimators, mode)
-    # Classes only choose per-class route pairs, which need >2 models and training (cv): skip the work otherwise.
-    per_class = estimators is not None and mode == "cv" and m > 2
+    # Classes only choose per-class route pairs and ladders, which need >2 models: skip the work otherwise.
+    per_class = estimators is not None and m > 2
+    ladders: list[tuple[int, ...]] = [pair[::-1]] * e
     classes = estimators.classify(list(out.prompts)) if per_class and estimators is not None else np.array(["GENERAL"] * out.n_prompts)
     tick("classify")
     if estimators is not None and estimators.pretrained is not None and mode == "pretrained":
@@ -176,6 +188,10 @@ def predict_all(
         knn[test] = knn_predict(emb[train], y, emb[rows])
         mf[test] = mf_predict(emb[train], y, emb[rows])
         exp_cost[test] = np.nanmean(out.costs[train], axis=0)
+        if per_class:
+            by_class = class_ladders(out, train, classes)
+            for i, r in zip(test, rows):
+                ladders[i] = by_class.get(str(classes[r]), by_class[""])
         if estimators is not None and estimators.fit is not None and mode == "cv":
             cp = class_pairs(out, train, classes) if m > 2 else {}
             s_tr = np.array([cp.get(str(c), pair)[0] for c in classes[train]])
@@ -187,4 +203,4 @@ def predict_all(
             strong_of[test] = [cp.get(str(c), pair)[0] for c in classes[rows]]
             weak_of[test] = [cp.get(str(c), pair)[1] for c in classes[rows]]
         tick("fold")
-    return Predictions(knn, mf, p_weak, weak_of, strong_of, exp_cost)
+    return Predictions(knn, mf, p_weak, weak_of, strong_of, exp_cost, ladders)

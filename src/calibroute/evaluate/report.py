@@ -35,6 +35,7 @@ from .strategies import (
     Replay,
     always,
     cascade,
+    class_ladder_router,
     class_pair_router,
     default_pair,
     oracle,
@@ -209,7 +210,11 @@ def run_eval(
     mean_c, mean_q = np.nanmean(out.costs[train_rows], 0), np.nanmean(out.scores[train_rows], 0)
     curves.append(cascade(replay, pareto_chain(mean_c, mean_q)))
     if pred.p_weak is not None:
-        curves.append(class_pair_router("calibroute", replay, pred.p_weak, pred.weak_of, pred.strong_of))
+        # With >2 models calibroute climbs its class's ladder; the two-model route pair stays as "calibroute-pair".
+        if multi:
+            curves.append(class_ladder_router("calibroute", replay, pred.p_weak, pred.ladders))
+        curves.append(class_pair_router("calibroute-pair" if multi else "calibroute", replay, pred.p_weak,
+                                        pred.weak_of, pred.strong_of))
         rows_e = np.arange(len(rows))
         knn_gap = pred.knn[rows_e, pred.strong_of] - pred.knn[rows_e, pred.weak_of]
         curves.append(class_pair_router("calibroute+knn", replay, combine_p_weak(pred.p_weak, knn_gap),

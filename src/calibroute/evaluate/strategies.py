@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import oracle_share_curve, routellm_points
+from ..policy import rung_shares
+from .metrics import nondecreasing_hull, oracle_share_curve, routellm_points
 
 CURVE_THRESHOLDS = 41  # operating points per threshold-swept router
+LADDER_LEVELS = 81  # operating points of the ladder router (escalation level 0..1)
 LAMBDAS = np.concatenate([[0.0], np.geomspace(1e-3, 1e3, 60), [np.inf]])
 
 
@@ -128,6 +130,40 @@ def class_pair_router(
             pts.append(replay.point(np.where(esc, strong_of, weak_of)))
     pair = routellm_points(1.0 - p_weak, replay.scores[:, replay.strong], replay.scores[:, replay.weak])
     return Curve.make(name, "router", np.array(pts), pair)
+
+
+def class_ladder_router(name: str, replay: Replay, p_weak: np.ndarray, ladders: list[tuple[int, ...]]) -> Curve:
+    """calibroute with escalation ladders: each prompt climbs its class's ladder as the product does.
+
+    One escalation level in [0, 1] is swept; ``policy.rung_shares`` turns it into the share of
+    traffic passing each rung, and a prompt passes a rung when its P(weak suffices) ranks among
+    that share of the lowest over all evaluated traffic (as ``strong_share`` on reference traffic).
+    """
+    n = len(p_weak)
+    rank = np.empty(n)
+    rank[np.argsort(p_weak, kind="stable")] = np.arange(n) / n  # share of traffic with a lower estimate
+    sizes = np.array([len(lad) for lad in ladders])
+    width = int(sizes.max())
+    table = np.array([list(lad) + [lad[-1]] * (width - len(lad)) for lad in ladders])
+    pts = []
+    for level in np.linspace(0.0, 1.0, LADDER_LEVELS):
+        rung = np.zeros(n, dtype=np.int64)
+        for size in np.unique(sizes):
+            sel = sizes == size
+            for share in rung_shares(float(level), int(size)):
+                rung[sel] += rank[sel] < share
+        pts.append(replay.point(table[np.arange(n), rung]))
+    return Curve.make(name, "router", np.array(pts))
+
+
+def hull_chain(mean_cost: np.ndarray, mean_quality: np.ndarray) -> list[int]:
+    """The Pareto chain without models below the chord of their neighbours (mixing those beats them).
+
+    This is the escalation ladder a class gets: each rung is worth its price on the training rows.
+    """
+    chain = pareto_chain(mean_cost, mean_quality)
+    hull = nondecreasing_hull(np.c_[mean_cost[chain], mean_quality[chain]])
+    return [j for j in chain if np.any(np.isclose(hull[:, 0], mean_cost[j]) & np.isclose(hull[:, 1], mean_quality[j]))]
 
 
 def pareto_chain(mean_cost: np.ndarray, mean_quality: np.ndarray) -> list[int]:
