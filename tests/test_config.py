@@ -80,3 +80,29 @@ def test_budget_describe_and_cost():
     assert spec.cost_usd(1_000_000, 1_000_000) == pytest.approx(11.25)
     monkey_env = "OPENAI_API_KEY"
     assert spec.backend.api_key_env == monkey_env
+
+
+def test_escalation_ladder_is_a_list_and_a_string_still_works():
+    data = default_data()
+    data["routes"]["REASONING"]["escalate_to"] = ["qwen3-235b-a22b", "gpt-5"]
+    p = parse_portfolio(yaml.safe_dump(data), "p.yaml")
+    assert p.routes["REASONING"].ladder == ["gpt-oss-120b", "qwen3-235b-a22b", "gpt-5"]
+    assert p.routes["SIMPLE"].ladder == ["qwen3-4b", "qwen3-30b-a3b"]  # escalate_to: a string
+
+
+def test_unknown_model_in_a_ladder_names_file_line_and_rung(tmp_path):
+    text = DEFAULT.read_text().replace("escalate_to: gpt-5", "escalate_to:\n      - qwen3-235b-a22b\n      - gpt-9", 1)
+    f = tmp_path / "p.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_portfolio(f)
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if "gpt-9" in l)
+    assert f"{f}:{line}: routes.REASONING.escalate_to.1: route REASONING names unknown model 'gpt-9'" in str(err.value)
+
+
+@pytest.mark.parametrize("ladder", [[], ["gpt-5", "gpt-5"]])
+def test_empty_or_repeating_ladders_are_rejected(ladder):
+    data = default_data()
+    data["routes"]["REASONING"]["escalate_to"] = ladder
+    with pytest.raises(ConfigError, match="routes.REASONING.escalate_to: .*distinct models"):
+        parse_portfolio(yaml.safe_dump(data), "p.yaml")

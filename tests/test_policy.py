@@ -2,7 +2,7 @@ import pytest
 
 from calibroute.config import Budget, load_portfolio
 from calibroute.errors import UnknownModelError
-from calibroute.policy import cap_budget, decide
+from calibroute.policy import cap_budget, decide, rung_shares
 from calibroute.types import Classification, Hints, TaskClass
 
 PORTFOLIO = load_portfolio()
@@ -82,3 +82,43 @@ def test_estimated_cost_uses_the_chosen_models_prices():
     d = decide(PORTFOLIO, cls(TaskClass.SIMPLE, 0.95), 0.9, 0.3, input_tokens=1000)
     spec = PORTFOLIO.model(d.model)
     assert d.estimated_cost_usd == pytest.approx(spec.cost_usd(1000, d.budget.max_output_tokens))
+
+
+def ladder_portfolio():
+    data = PORTFOLIO.model_dump(mode="json", exclude_none=True)
+    data["routes"]["REASONING"]["escalate_to"] = ["qwen3-235b-a22b", "gpt-5"]
+    return type(PORTFOLIO).model_validate(data)
+
+
+@pytest.mark.parametrize(
+    "p_weak, expected_model, expected_rule",
+    [(0.9, "gpt-oss-120b", "classified"), (0.4, "qwen3-235b-a22b", "escalated"), (0.1, "gpt-5", "escalated")],
+)
+def test_a_ladder_climbs_one_rung_per_threshold_crossed(p_weak, expected_model, expected_rule):
+    thresholds = {"REASONING": (0.6, 0.2)}
+    d = decide(ladder_portfolio(), cls(TaskClass.REASONING, 0.95), p_weak, thresholds, input_tokens=100)
+    assert (d.model, d.rule) == (expected_model, expected_rule)
+
+
+def test_ladder_decision_says_which_rung_fired_and_why_not_higher():
+    d = decide(ladder_portfolio(), cls(TaskClass.REASONING, 0.95), 0.4, {"REASONING": (0.6, 0.2)}, input_tokens=100)
+    assert "escalated to qwen3-235b-a22b (rung 1 of 2)" in d.reason and "not further (0.40 >= 0.20)" in d.reason
+    assert d.budget == ladder_portfolio().routes["REASONING"].escalated_budget
+
+
+def test_one_threshold_for_a_ladder_goes_straight_to_its_top():
+    d = decide(ladder_portfolio(), cls(TaskClass.REASONING, 0.95), 0.1, 0.3, input_tokens=100)
+    assert d.model == "gpt-5" and "rung 2 of 2" in d.reason
+
+
+def test_a_class_without_thresholds_never_escalates():
+    d = decide(ladder_portfolio(), cls(TaskClass.SIMPLE, 0.95), 0.0, {"REASONING": (0.6, 0.2)}, input_tokens=10)
+    assert d.model == PORTFOLIO.routes["SIMPLE"].models[0] and d.rule == "classified"
+
+
+@pytest.mark.parametrize(
+    "level, n_rungs, expected",
+    [(0.3, 2, [0.3]), (0.0, 4, [0.0, 0.0, 0.0]), (0.5, 4, [1.0, 0.5, 0.0]), (1.0, 3, [1.0, 1.0]), (0.25, 3, [0.5, 0.0])],
+)
+def test_rung_shares_spread_one_level_over_the_ladder(level, n_rungs, expected):
+    assert rung_shares(level, n_rungs) == pytest.approx(expected)

@@ -85,3 +85,32 @@ def test_classifier_and_difficulty_share_one_feature_pass():
     Router(load_portfolio()).decide(prompt="Write a sonnet about compilers, please, in iambic pentameter")
     info = _sparse_memo.cache_info()
     assert (info.misses, info.hits) == (1, 1)
+
+
+def ladder_router(**escalation) -> Router:
+    data = load_portfolio().model_dump(mode="json", exclude_none=True)
+    data["routes"]["REASONING"]["escalate_to"] = ["qwen3-235b-a22b", "gpt-5"]
+    if escalation:
+        data["routing"]["escalation"] = escalation
+    portfolio = type(load_portfolio()).model_validate(data)
+    return Router(portfolio, classifier=KeywordClassifier(), difficulty=LengthDifficulty())
+
+
+def test_one_strong_share_calibrates_every_rung_of_a_ladder():
+    router = ladder_router(strong_share=0.75)  # 3-model ladder: every request passes rung 1, the hardest half rung 2
+    assert router.rung_thresholds["REASONING"] == pytest.approx((1.0, 0.5))
+    assert router.rung_thresholds["SIMPLE"] == pytest.approx((0.75,))  # two-model routes: the share itself
+    assert router.decide(prompt="Prove this. " + "x" * 100).model == "qwen3-235b-a22b"  # p ~ 0.94
+    assert router.decide(prompt="Prove this hard lemma").model == "gpt-5"  # p = 0.05
+
+
+def test_explicit_threshold_keeps_two_model_routes_exact_and_sets_the_ladder_level():
+    router = ladder_router(threshold=0.3, strong_share=None)
+    assert router.rung_thresholds["SIMPLE"] == (0.3,)
+    assert router.rung_thresholds["REASONING"] == pytest.approx((0.6, 0.0), abs=1e-6)  # level 0.3 over 2 rungs
+
+
+def test_no_target_means_no_escalation_on_a_ladder_either():
+    router = ladder_router(strong_share=None)
+    assert router.thresholds is None
+    assert router.decide(prompt="Prove this hard lemma").model == "gpt-oss-120b"

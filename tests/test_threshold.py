@@ -113,3 +113,35 @@ def test_cli_bad_traffic_file_is_one_line_error(tmp_path, stub_estimators):
     result = CliRunner().invoke(app, ["config", "threshold", "--prompts", str(bad)])
     assert result.exit_code == 2
     assert "bad.jsonl:2: not a JSON line" in result.output
+
+
+def ladder_config(tmp_path, escalation: dict) -> str:
+    data = load_portfolio().model_dump(mode="json", exclude_none=True)
+    data["routes"]["REASONING"]["escalate_to"] = ["qwen3-235b-a22b", "gpt-5"]
+    data["routing"]["escalation"] = escalation
+    path = tmp_path / "ladder.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def test_replay_prices_every_rung_of_a_ladder(tmp_path):
+    router = Router(load_portfolio(ladder_config(tmp_path, {"strong_share": 0.3})), KeywordClassifier(), LengthDifficulty())
+    traffic = replay(router, TRAFFIC)  # every TRAFFIC prompt says "Prove": the REASONING ladder of 3 models
+    assert traffic.rung_costs is not None and traffic.rung_costs.shape == (10, 3)
+    assert (np.diff(traffic.rung_costs, axis=1) > 0).all()  # qwen3-235b-a22b, then gpt-5 cost more
+    assert traffic.mean_cost_at_level(0.0) == pytest.approx(traffic.mean_cost_at(0.0))
+    assert traffic.mean_cost_at_level(1.0) == pytest.approx(float(np.mean(traffic.rung_costs[:, 2])))
+
+
+def test_cost_cap_on_a_ladder_picks_the_highest_level_within_the_cap(tmp_path):
+    write_traffic(tmp_path)
+    plain = Router(load_portfolio(ladder_config(tmp_path, {"strong_share": 0.3})), KeywordClassifier(), LengthDifficulty())
+    traffic = replay(plain, TRAFFIC)
+    cap = traffic.mean_cost_at_level(0.0) + 0.3 * (traffic.mean_cost_at_level(1.0) - traffic.mean_cost_at_level(0.0))
+    path = ladder_config(tmp_path, {"max_avg_cost_usd": cap, "reference_prompts": "traffic.jsonl"})
+    router = Router(load_portfolio(path), KeywordClassifier(), LengthDifficulty())
+    assert router.level is not None and 0.0 < router.level < 1.0
+    assert traffic.mean_cost_at_level(router.level) <= cap < traffic.mean_cost_at_level(router.level + 0.06)
+    decisions = [router.decide(prompt=t) for t in TRAFFIC]
+    assert float(np.mean([d.estimated_cost_usd for d in decisions])) <= cap * (1 + 1e-9)
+    assert {d.model for d in decisions} >= {"qwen3-235b-a22b"}

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .errors import ConfigError
 
@@ -101,12 +102,31 @@ class ModelSpec(_Strict):
 
 
 class RouteSpec(_Strict):
-    """An ordered model list (first choice, then fallbacks) and the class's compute budget."""
+    """An ordered model list (first choice, then fallbacks) and the class's compute budget.
+
+    ``escalate_to`` is one stronger model, or an escalation ladder: models in increasing strength,
+    climbed one rung per calibrated threshold the prompt's difficulty crosses (see ``Escalation``).
+    """
 
     models: list[str] = Field(min_length=1)
     budget: Budget
-    escalate_to: str | None = Field(default=None, description="stronger model used when the cheaper one likely fails")
+    escalate_to: str | list[str] | None = Field(
+        default=None, description="stronger model, or a ladder of models in increasing strength, used when the cheaper one likely fails"
+    )
     escalated_budget: Budget | None = None
+
+    @field_validator("escalate_to")
+    @classmethod
+    def _ladder_is_a_list_of_distinct_models(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("an escalation ladder lists one or more distinct models, cheapest first")
+        return value
+
+    @property
+    def ladder(self) -> list[str]:
+        """The route's first model, then every escalation rung: ``ladder[k]`` is rung k."""
+        extra = [self.escalate_to] if isinstance(self.escalate_to, str) else list(self.escalate_to or [])
+        return [self.models[0], *extra]
 
 
 class Escalation(_Strict):
@@ -117,6 +137,10 @@ class Escalation(_Strict):
     cost per request on ``reference_prompts`` stays within the cap); ``strong_share`` (that fraction
     of the reference traffic escalates). Without ``reference_prompts`` the share is taken over the
     estimator's built-in chat-like reference set; with them, over your own traffic.
+
+    The target sets one escalation *level* (for a two-model route, the share escalated). A route
+    with a ladder of K models climbs ``level * (K - 1)`` rungs on average: rungs below that point
+    are always passed, the next one by the hardest fraction of traffic (``policy.rung_shares``).
     """
 
     strong_share: float | None = Field(default=0.3, ge=0, le=1)
@@ -167,9 +191,16 @@ class Portfolio(_Strict):
             raise ValueError(f"routes missing for task classes: {', '.join(missing)}")
         known = set(names)
         for cls, route in self.routes.items():
-            for ref in [*route.models, *([route.escalate_to] if route.escalate_to else [])]:
+            refs: list[tuple[tuple[str | int, ...], str]] = [(("models", i), m) for i, m in enumerate(route.models)]
+            if isinstance(route.escalate_to, list):
+                refs += [(("escalate_to", i), m) for i, m in enumerate(route.escalate_to)]
+            elif route.escalate_to:
+                refs.append((("escalate_to",), route.escalate_to))
+            for where, ref in refs:
                 if ref not in known:
-                    raise ValueError(f"route {cls} names unknown model {ref!r}; known: {', '.join(sorted(known))}")
+                    msg = f"route {cls} names unknown model {ref!r}; known: {', '.join(sorted(known))}"
+                    detail = InitErrorDetails(type=PydanticCustomError("unknown_model", msg), loc=("routes", cls, *where), input=ref)
+                    raise ValidationError.from_exception_data("Portfolio", [detail])
         for alias, target in self.aliases.items():
             if alias in known:
                 raise ValueError(f"alias {alias!r} shadows a model name")

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+
 from .config import EFFORT_ORDER, Budget, Portfolio
 from .types import Classification, Decision, Hints, TaskClass
+
+# One threshold for every route (a two-model route escalates below it; a ladder goes straight to
+# its top), or per task class one threshold per rung, decreasing (``Router`` calibrates these).
+Thresholds = float | Mapping[str, Sequence[float]]
 
 
 def rung_shares(level: float, n_rungs: int) -> list[float]:
@@ -16,6 +22,11 @@ def rung_shares(level: float, n_rungs: int) -> list[float]:
     """
     pos = min(1.0, max(0.0, level)) * (n_rungs - 1)
     return [min(1.0, max(0.0, pos - k)) for k in range(n_rungs - 1)]
+
+
+def ladder_thresholds(level: float, n_rungs: int, threshold_for_share: Callable[[float], float]) -> tuple[float, ...]:
+    """Per-rung thresholds of a ladder of ``n_rungs`` models at an escalation level (decreasing)."""
+    return tuple(threshold_for_share(share) for share in rung_shares(level, n_rungs))
 
 
 def cap_budget(budget: Budget, max_output_tokens: int | None, effort: str | None) -> Budget:
@@ -35,7 +46,7 @@ def decide(
     portfolio: Portfolio,
     classification: Classification | None,
     p_weak: float | None,
-    threshold: float | None,
+    threshold: Thresholds | None,
     input_tokens: int,
     hints: Hints = Hints(),
 ) -> Decision:
@@ -46,7 +57,8 @@ def decide(
        (or the caller's budget).
     2. hint_class: the caller gave the task class (e.g. a ``domain`` hint) -> skip the classifier.
     3. low_confidence: classifier confidence below ``routing.min_confidence`` -> GENERAL, the safe route.
-    4. escalated: P(cheaper model suffices) below the calibrated threshold -> the route's stronger model.
+    4. escalated: P(cheaper model suffices) below the calibrated threshold -> the route's stronger model;
+       with a ladder, one rung up per threshold crossed (rung k needs P < t_k, t_1 > t_2 > ...).
     5. classified: the route's first model with the route's budget.
     """
     scores = dict(classification.scores) if classification else {}
@@ -76,15 +88,23 @@ def decide(
             reason = f"classified {task_class.value} with confidence {classification.confidence:.2f}"
         route = portfolio.routes[task_class.value]
         model, fallbacks, budget = route.models[0], list(route.models[1:]), route.budget
-        if route.escalate_to and p_weak is not None and threshold is not None and p_weak < threshold:
-            model = route.escalate_to
+        ladder = route.ladder
+        cuts = _rung_thresholds(threshold, task_class.value, len(ladder))
+        rung = 0
+        while p_weak is not None and rung < len(cuts) and p_weak < cuts[rung]:
+            rung += 1
+        if rung > 0 and p_weak is not None:
+            model = ladder[rung]
             fallbacks = [m for m in route.models if m != model]
             budget = route.escalated_budget or route.budget
             fired.append(rule)
             rule = "escalated"
-            reason += f"; P(cheaper model suffices)={p_weak:.2f} < {threshold:.2f}: escalated to {model}"
-        elif p_weak is not None and threshold is not None:
-            reason += f"; P(cheaper model suffices)={p_weak:.2f} >= {threshold:.2f}"
+            where = f" (rung {rung} of {len(ladder) - 1})" if len(ladder) > 2 else ""
+            reason += f"; P(cheaper model suffices)={p_weak:.2f} < {cuts[rung - 1]:.2f}: escalated to {model}{where}"
+            if rung < len(cuts):
+                reason += f", not further ({p_weak:.2f} >= {cuts[rung]:.2f})"
+        elif p_weak is not None and cuts:
+            reason += f"; P(cheaper model suffices)={p_weak:.2f} >= {cuts[0]:.2f}"
         if hints.budget is not None:
             budget = hints.budget
             reason += "; caller's explicit budget"
@@ -106,3 +126,12 @@ def decide(
         scores={k: round(v, 4) for k, v in scores.items()},
         input_tokens_est=input_tokens,
     )
+
+
+def _rung_thresholds(threshold: Thresholds | None, task_class: str, n_models: int) -> Sequence[float]:
+    """The thresholds for climbing a route's ladder of ``n_models`` models (empty: no escalation)."""
+    if threshold is None or n_models < 2:
+        return ()
+    if isinstance(threshold, Mapping):
+        return threshold.get(task_class, ())
+    return (float(threshold),) * (n_models - 1)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .classify import load_classifier, load_difficulty
 from .classify.base import Classifier, DifficultyEstimator
 from .config import Portfolio, load_portfolio
 from .errors import InputError
-from .policy import decide
+from .policy import Thresholds, decide, ladder_thresholds
 from .types import Decision, Hints
 
 # The classifier sees at most this much text: the head carries the instruction, the tail the question.
@@ -60,23 +60,51 @@ class Router:
         self.portfolio = portfolio
         self.classifier = classifier if classifier is not None else load_classifier(portfolio.routing.classifier)
         self.difficulty = difficulty if difficulty is not None else load_difficulty()
-        self.threshold = self._calibrated_threshold()
+        self.level, self.threshold, self.rung_thresholds = self._calibrate()
 
-    def _calibrated_threshold(self) -> float | None:
-        """The escalation threshold the config asks for (see ``config.Escalation`` for the order)."""
+    def _calibrate(self) -> tuple[float | None, float | None, dict[str, tuple[float, ...]]]:
+        """The escalation level, the two-model threshold, and every route's rung thresholds.
+
+        The config's target (see ``config.Escalation`` for the order) fixes one level in [0, 1]:
+        the share of reference traffic a two-model route escalates. A ladder route of K models
+        gets K-1 thresholds from the same level (``policy.rung_shares``), all on the same
+        reference quantiles: the built-in reference set, or your traffic if configured.
+        """
         esc = self.portfolio.routing.escalation
-        if esc.threshold is not None:
-            return esc.threshold
-        if esc.reference_prompts is not None and (esc.max_avg_cost_usd is not None or esc.strong_share is not None):
+        has_ladder = any(len(r.ladder) > 2 for r in self.portfolio.routes.values())
+        share_to_threshold = self.difficulty.threshold_for_share
+        traffic = None
+        wants_replay = esc.threshold is None and (esc.max_avg_cost_usd is not None or esc.strong_share is not None)
+        if esc.reference_prompts is not None and (wants_replay or (esc.threshold is not None and has_ladder)):
             from .threshold import read_reference_prompts, replay
 
             traffic = replay(self, read_reference_prompts(esc.reference_prompts))
-            if esc.max_avg_cost_usd is not None:
-                return traffic.threshold_for_cost(esc.max_avg_cost_usd)
-            return traffic.threshold_for_share(esc.strong_share)  # type: ignore[arg-type]
-        if esc.strong_share is not None:
-            return self.difficulty.threshold_for_share(esc.strong_share)
-        return None
+            share_to_threshold = traffic.threshold_for_share
+        level: float | None = None
+        if esc.threshold is not None:
+            pair = esc.threshold
+            if has_ladder:
+                level = traffic.share_below(pair) if traffic else _share_below(share_to_threshold, pair)
+        elif esc.max_avg_cost_usd is not None and traffic is not None:
+            level = traffic.level_for_cost(esc.max_avg_cost_usd)
+            pair = traffic.threshold_for_share(level)
+        elif esc.strong_share is not None:
+            level, pair = esc.strong_share, share_to_threshold(esc.strong_share)
+        else:
+            return None, None, {}
+        rungs: dict[str, tuple[float, ...]] = {}
+        for cls, route in self.portfolio.routes.items():
+            n = len(route.ladder)
+            if n == 2:
+                rungs[cls] = (pair,)
+            elif n > 2 and level is not None:
+                rungs[cls] = ladder_thresholds(level, n, share_to_threshold)
+        return level, pair, rungs
+
+    @property
+    def thresholds(self) -> Thresholds | None:
+        """What ``policy.decide`` gets: per task class, the rung thresholds (None: never escalate)."""
+        return self.rung_thresholds if self.threshold is not None else None
 
     @classmethod
     def from_config(cls, path: str | None = None) -> "Router":
@@ -102,4 +130,13 @@ class Router:
         classification = None if hints.task_class is not None else self.classifier.classify(clipped)
         # A named model skips escalation, so its difficulty estimate would be wasted work.
         p_weak = None if hints.model is not None else self.difficulty.p_weak_suffices(clipped)
-        return decide(self.portfolio, classification, p_weak, self.threshold, input_tokens, hints)
+        return decide(self.portfolio, classification, p_weak, self.thresholds, input_tokens, hints)
+
+
+def _share_below(threshold_for_share: Callable[[float], float], threshold: float) -> float:
+    """The inverse of a (monotone) share -> threshold map by bisection: the share escalating below ``threshold``."""
+    lo, hi = 0.0, 1.0
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if threshold_for_share(mid) <= threshold else (lo, mid)
+    return lo

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .policy import decide
+from .policy import decide, ladder_thresholds
 from .router import CHARS_PER_TOKEN, Router, clip_for_classifier, messages_text
 
 NEVER, ALWAYS = -1.0, 2.0  # thresholds outside [0, 1]: never / always escalate
@@ -60,11 +60,13 @@ def read_reference_prompts(path: str | Path) -> list[str]:
 
 @dataclass(frozen=True)
 class TrafficReplay:
-    """Each reference prompt's P(cheaper suffices) and its cost with and without escalation."""
+    """Each reference prompt's P(cheaper suffices) and its cost on every rung of its route's ladder."""
 
     p_weak: np.ndarray  # sorted ascending
     cost_weak: np.ndarray  # aligned with p_weak
-    cost_strong: np.ndarray  # equals cost_weak where the route has nothing to escalate to
+    cost_strong: np.ndarray  # the top of the route's ladder; equals cost_weak where there is nothing to escalate to
+    rung_costs: np.ndarray | None = None  # n x R: cost on rung k (padded with the top rung); None = two rungs
+    n_rungs: np.ndarray | None = None  # models in each prompt's route ladder
 
     @property
     def n(self) -> int:
@@ -98,6 +100,36 @@ class TrafficReplay:
         k = int(np.searchsorted(running, (max_avg_cost_usd - floor) * self.n, side="right"))
         return self._cut(k)
 
+    def share_below(self, threshold: float) -> float:
+        """The share of this traffic whose P(cheaper suffices) is below ``threshold``."""
+        return float(np.searchsorted(self.p_weak, threshold, side="left")) / self.n
+
+    def mean_cost_at_level(self, level: float) -> float:
+        """Mean estimated cost when every route climbs its ladder at escalation ``level`` (``Router``'s rule)."""
+        costs = self.rung_costs if self.rung_costs is not None else np.c_[self.cost_weak, self.cost_strong]
+        sizes = self.n_rungs if self.n_rungs is not None else np.where(self.cost_strong != self.cost_weak, 2, 1)
+        rung = np.zeros(self.n, dtype=np.int64)
+        for size in np.unique(sizes):
+            sel = sizes == size
+            for t in ladder_thresholds(level, int(size), self.threshold_for_share):
+                rung[sel] += self.p_weak[sel] < t
+        return float(np.mean(costs[np.arange(self.n), rung]))
+
+    def level_for_cost(self, max_avg_cost_usd: float) -> float:
+        """The highest escalation level whose mean estimated cost stays within the cap (bisection; cost rises with level)."""
+        floor = float(np.mean(self.cost_weak))
+        if max_avg_cost_usd < floor:
+            raise InputError(
+                f"cost cap ${max_avg_cost_usd:.6f}/request is below the never-escalate cost ${floor:.6f} on this traffic"
+            )
+        if self.mean_cost_at_level(1.0) <= max_avg_cost_usd:
+            return 1.0
+        lo, hi = 0.0, 1.0
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if self.mean_cost_at_level(mid) <= max_avg_cost_usd else (lo, mid)
+        return lo
+
     def _cut(self, k: int) -> float:
         """A threshold that escalates exactly the ``k`` lowest scores (ties break towards fewer)."""
         if k <= 0:
@@ -112,14 +144,23 @@ def replay(router: Router, texts: Sequence[str]) -> TrafficReplay:
     if not texts:
         raise InputError("reference prompt set is empty")
     portfolio = router.portfolio
-    rows = []
+    rows: list[tuple[float, float, float, int]] = []
+    rung_costs: list[list[float]] = []
     for text in texts:
         clipped = clip_for_classifier(text)
         classification = router.classifier.classify(clipped)
         p = router.difficulty.p_weak_suffices(clipped)
         tokens = max(1, len(text) // CHARS_PER_TOKEN)
         weak = decide(portfolio, classification, p, NEVER, tokens)
-        strong = decide(portfolio, classification, p, ALWAYS, tokens)
-        rows.append((p, weak.estimated_cost_usd, strong.estimated_cost_usd))
-    data = np.array(sorted(rows), dtype=float)
-    return TrafficReplay(p_weak=data[:, 0], cost_weak=data[:, 1], cost_strong=data[:, 2])
+        n = len(portfolio.routes[weak.task_class.value].ladder)
+        forced = [{weak.task_class.value: (ALWAYS,) * k + (NEVER,) * (n - 1 - k)} for k in range(1, n)]
+        costs = [weak.estimated_cost_usd, *(decide(portfolio, classification, p, f, tokens).estimated_cost_usd for f in forced)]
+        rows.append((p, costs[0], costs[-1], len(rows)))
+        rung_costs.append(costs)
+    rows.sort()
+    order = [r[3] for r in rows]
+    width = max(len(c) for c in rung_costs)
+    padded = np.array([rung_costs[i] + [rung_costs[i][-1]] * (width - len(rung_costs[i])) for i in order])
+    data = np.array([r[:3] for r in rows], dtype=float)
+    return TrafficReplay(p_weak=data[:, 0], cost_weak=data[:, 1], cost_strong=data[:, 2], rung_costs=padded,
+                         n_rungs=np.array([len(rung_costs[i]) for i in order]))
