@@ -145,3 +145,16 @@ def test_cost_cap_on_a_ladder_picks_the_highest_level_within_the_cap(tmp_path):
     decisions = [router.decide(prompt=t) for t in TRAFFIC]
     assert float(np.mean([d.estimated_cost_usd for d in decisions])) <= cap * (1 + 1e-9)
     assert {d.model for d in decisions} >= {"qwen3-235b-a22b"}
+
+
+def test_cli_prints_each_ladder_rung_and_the_pinned_ladder_reproduces_them(tmp_path, stub_estimators):
+    traffic = write_traffic(tmp_path)
+    out = tmp_path / "pinned.yaml"
+    result = CliRunner().invoke(app, ["config", "threshold", "--prompts", str(traffic), "--strong-share", "0.75",
+                                      "--config", ladder_config(tmp_path, {"strong_share": 0.3}), "--write", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "REASONING ladder: gpt-oss-120b; qwen3-235b-a22b if P < " in result.output and "gpt-5 if P < " in result.output
+    pinned = Router(load_portfolio(out), KeywordClassifier(), LengthDifficulty())
+    # level 0.75 on a 3-model ladder: all 10 prompts pass rung 1, the hardest 5 reach gpt-5
+    models = [pinned.decide(prompt=t).model for t in TRAFFIC]
+    assert models.count("gpt-5") == 5 and models.count("qwen3-235b-a22b") == 5

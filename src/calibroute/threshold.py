@@ -104,16 +104,23 @@ class TrafficReplay:
         """The share of this traffic whose P(cheaper suffices) is below ``threshold``."""
         return float(np.searchsorted(self.p_weak, threshold, side="left")) / self.n
 
-    def mean_cost_at_level(self, level: float) -> float:
-        """Mean estimated cost when every route climbs its ladder at escalation ``level`` (``Router``'s rule)."""
-        costs = self.rung_costs if self.rung_costs is not None else np.c_[self.cost_weak, self.cost_strong]
+    def rungs_at_level(self, level: float) -> np.ndarray:
+        """Each prompt's rung when every route climbs its ladder at escalation ``level`` (``Router``'s rule)."""
         sizes = self.n_rungs if self.n_rungs is not None else np.where(self.cost_strong != self.cost_weak, 2, 1)
         rung = np.zeros(self.n, dtype=np.int64)
         for size in np.unique(sizes):
             sel = sizes == size
             for t in ladder_thresholds(level, int(size), self.threshold_for_share):
                 rung[sel] += self.p_weak[sel] < t
-        return float(np.mean(costs[np.arange(self.n), rung]))
+        return rung
+
+    def mean_cost_at_level(self, level: float) -> float:
+        costs = self.rung_costs if self.rung_costs is not None else np.c_[self.cost_weak, self.cost_strong]
+        return float(np.mean(costs[np.arange(self.n), self.rungs_at_level(level)]))
+
+    def escalated_share_at_level(self, level: float) -> float:
+        """The share of prompts that leave their route's first model at ``level``."""
+        return float(np.mean(self.rungs_at_level(level) > 0))
 
     def level_for_cost(self, max_avg_cost_usd: float) -> float:
         """The highest escalation level whose mean estimated cost stays within the cap (bisection; cost rises with level)."""
