@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -22,14 +24,56 @@ import numpy as np
 
 from ..errors import ArtifactError, InputError
 from .embedding import StaticEmbedder
-from .features import STAT_NAMES, HashedFeaturizer, text_stats
+from .features import STAT_NAMES, HashedFeaturizer, clip_text, text_stats
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 ARTIFACT_NAME = "difficulty.npz"
 N_QUANTILES = 1001  # quantiles of p at shares 0, 0.001, ..., 1
-FEATURE_KINDS: tuple[str, ...] = ("stats", "hash", "embedding")
+FEATURE_KINDS: tuple[str, ...] = ("stats", "hash", "embedding", "quant")
 GATE_MIN = 0.05  # domain gates below this are treated as 0 (fewer active experts, faster training)
 N_FOLD = 1 << 16  # hashed buckets folded to this many for the domain gate and experts
+
+
+# Word-problem structure (the "quant" feature kind): how many quantities and operations a prompt
+# asks the model to juggle. Counted over one tokenisation of the (clipped) lower-cased text.
+_QUANT_WORDS: dict[str, tuple[str, ...]] = {
+    "number_words": ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+                     "fifteen", "twenty", "thirty", "forty", "fifty", "hundred", "thousand", "million", "dozen"),
+    "multiples": ("times", "twice", "double", "doubled", "doubles", "triple", "tripled", "half", "halves", "third", "quarter"),
+    "rates": ("each", "every", "per", "hourly", "daily", "weekly", "monthly"),
+    "percent": ("%", "percent", "percentage"),
+    "compare": ("than",),
+    "remaining": ("left", "remain", "remains", "remaining", "rest", "spend", "spent", "gave", "lost", "ate", "sold"),
+    "totals": ("total", "altogether", "combined", "sum"),
+    "average": ("average", "mean", "ratio", "proportion", "rate"),
+    "money": ("$", "dollar", "dollars", "cent", "cents", "price", "cost", "costs", "profit", "discount", "interest"),
+    "time_units": ("second", "seconds", "minute", "minutes", "hour", "hours", "day", "days", "week", "weeks", "month",
+                   "months", "year", "years"),
+}
+QUANT_NAMES: tuple[str, ...] = ("numbers", "distinct_numbers", "max_number_log", "sentences", *_QUANT_WORDS)
+_QUANT_KIND = {w: QUANT_NAMES.index(kind) for kind, words in _QUANT_WORDS.items() for w in words}
+_QUANT_TOKEN_RE = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?|[a-z]+|[%$]|[.!?](?=\s|$)")
+QUANT_HEAD, QUANT_TAIL = 1500, 500  # word problems are short; this bounds the cost on long prompts
+
+
+def quantity_stats(texts: Sequence[str]) -> np.ndarray:
+    """A (len(texts), len(QUANT_NAMES)) float32 matrix: log1p counts of quantities, operation words and sentences."""
+    out = np.zeros((len(texts), len(QUANT_NAMES)), dtype=np.float32)
+    for i, text in enumerate(texts):
+        counts = np.zeros(len(QUANT_NAMES))
+        numbers: list[float] = []
+        for tok, n in Counter(_QUANT_TOKEN_RE.findall(clip_text(text, QUANT_HEAD, QUANT_TAIL).lower())).items():
+            if tok[0].isdigit():
+                counts[0] += n
+                numbers.append(float(tok.replace(",", "")))
+            elif tok in ".!?":
+                counts[3] += n
+            elif tok in _QUANT_KIND:
+                counts[_QUANT_KIND[tok]] += n
+        counts[1] = len(numbers)
+        counts[2] = math.log1p(min(max(numbers, default=0.0), 1e12))
+        out[i] = np.log1p(counts)
+    return out
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -50,41 +94,41 @@ class DomainExperts:
     """Per-dataset corrections, gated by which dataset the prompt looks like (from its own features).
 
     The router never sees a dataset name, but a prompt's text tells GSM8K from MMLU almost
-    perfectly. A softmax *gate* over the folded features ``[stats, hashed n-grams mod n_fold]``
-    gives P(domain | text); each domain adds its own slopes and intercept on the same folded
+    perfectly. A softmax *gate* over the folded features ``[dense, hashed n-grams mod n_fold]``
+    (dense: the standardised stats, plus the quantity counts when the model uses them) gives
+    P(domain | text); each domain adds its own slopes and intercept on the same folded
     features, weighted by its gate probability (gates below ``GATE_MIN`` count as 0). So a
     GSM8K word problem is scored by the shared model plus a GSM8K-only correction.
     """
 
     names: tuple[str, ...]
+    n_dense: int
     n_fold: int
-    gate_w: np.ndarray  # (n_stats + n_fold, D)
+    gate_w: np.ndarray  # (n_dense + n_fold, D)
     gate_b: np.ndarray  # (D,)
-    expert_w: np.ndarray  # (n_stats + n_fold + 1, D): last row is each domain's intercept
+    expert_w: np.ndarray  # (n_dense + n_fold + 1, D): last row is each domain's intercept
 
     def __post_init__(self) -> None:
-        d, rows = len(self.names), len(STAT_NAMES) + self.n_fold
+        d, rows = len(self.names), self.n_dense + self.n_fold
         if self.gate_w.shape != (rows, d) or self.gate_b.shape != (d,) or self.expert_w.shape != (rows + 1, d):
             raise ArtifactError("difficulty artifact: domain expert weights do not match their configuration")
 
-    def gates(self, stats: np.ndarray, sparse: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-        """(n, D) gate probabilities, small ones zeroed, from standardised stats and featurizer output."""
-        n_stats = len(STAT_NAMES)
-        z = stats @ self.gate_w[:n_stats] + self.gate_b
+    def gates(self, dense: np.ndarray, sparse: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """(n, D) gate probabilities, small ones zeroed, from the standardised dense features and featurizer output."""
+        z = dense @ self.gate_w[: self.n_dense] + self.gate_b
         for i, (idx, vals) in enumerate(sparse):
-            z[i] += vals @ self.gate_w[n_stats + idx % self.n_fold]
+            z[i] += vals @ self.gate_w[self.n_dense + idx % self.n_fold]
         z -= z.max(axis=1, keepdims=True)
         g = np.exp(z)
         g /= g.sum(axis=1, keepdims=True)
         out: np.ndarray = np.where(g < GATE_MIN, 0.0, g)
         return out
 
-    def logits(self, stats: np.ndarray, sparse: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-        n_stats = len(STAT_NAMES)
-        e = stats @ self.expert_w[:n_stats] + self.expert_w[-1]
+    def logits(self, dense: np.ndarray, sparse: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        e = dense @ self.expert_w[: self.n_dense] + self.expert_w[-1]
         for i, (idx, vals) in enumerate(sparse):
-            e[i] += vals @ self.expert_w[n_stats + idx % self.n_fold]
-        out: np.ndarray = (self.gates(stats, sparse) * e).sum(axis=1)
+            e[i] += vals @ self.expert_w[self.n_dense + idx % self.n_fold]
+        out: np.ndarray = (self.gates(dense, sparse) * e).sum(axis=1)
         return out
 
 
@@ -100,6 +144,9 @@ class DifficultyModel:
     featurizer: HashedFeaturizer | None = None
     w_hash: np.ndarray | None = None  # (n_buckets,)
     w_emb: np.ndarray | None = None  # (dim,)
+    quant_mean: np.ndarray | None = None  # (len(QUANT_NAMES),) with quant_scale and w_quant: the "quant" kind
+    quant_scale: np.ndarray | None = None
+    w_quant: np.ndarray | None = None
     experts: DomainExperts | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -114,24 +161,33 @@ class DifficultyModel:
             raise ArtifactError("difficulty artifact: quantile table must be a non-decreasing vector")
         if self.w_hash is not None and (self.featurizer is None or self.w_hash.shape != (self.featurizer.n_buckets,)):
             raise ArtifactError("difficulty artifact: hashed weights do not match the featurizer")
-        if self.experts is not None and self.featurizer is None:
-            raise ArtifactError("difficulty artifact: domain experts need the hashed featurizer")
+        quant = (self.quant_mean, self.quant_scale, self.w_quant)
+        if any(a is not None for a in quant) and any(a is None or a.shape != (len(QUANT_NAMES),) for a in quant):
+            raise ArtifactError(f"difficulty artifact: quantity weights must have shape ({len(QUANT_NAMES)},)")
+        if self.experts is not None and (self.featurizer is None or self.experts.n_dense != self._n_dense()):
+            raise ArtifactError("difficulty artifact: domain experts do not match the model's features")
         if not math.isfinite(self.bias):
             raise ArtifactError("difficulty artifact: bias is not finite")
+
+    def _n_dense(self) -> int:
+        return len(STAT_NAMES) + (0 if self.w_quant is None else len(QUANT_NAMES))
 
     # ---- scoring -------------------------------------------------------------------------
 
     def logits_batch(self, texts: Sequence[str]) -> np.ndarray:
         texts = [t if isinstance(t, str) else str(t) for t in texts]
-        stats = (text_stats(texts) - self.stats_mean) / self.stats_scale
-        stats = stats.astype(np.float64)
-        z: np.ndarray = stats @ self.w_stats.astype(np.float64) + self.bias
+        dense = ((text_stats(texts) - self.stats_mean) / self.stats_scale).astype(np.float64)
+        z: np.ndarray = dense @ self.w_stats.astype(np.float64) + self.bias
+        if self.w_quant is not None and self.quant_mean is not None and self.quant_scale is not None:
+            quant = ((quantity_stats(texts) - self.quant_mean) / self.quant_scale).astype(np.float64)
+            z += quant @ self.w_quant.astype(np.float64)
+            dense = np.hstack([dense, quant])
         sparse = [self.featurizer.sparse(t) for t in texts] if self.featurizer is not None else []
         if self.w_hash is not None:
             for i, (idx, vals) in enumerate(sparse):
                 z[i] += float(vals @ self.w_hash[idx])
         if self.experts is not None:
-            z += self.experts.logits(stats, sparse)
+            z += self.experts.logits(dense, sparse)
         if self.w_emb is not None:
             emb = _embedder()
             z += np.stack([emb.encode(t) for t in texts]) @ self.w_emb if texts else 0.0
@@ -175,7 +231,9 @@ class DifficultyModel:
         header = {
             "bias": self.bias,
             "featurizer": self.featurizer.config() if self.featurizer else None,
-            "domains": {"names": list(self.experts.names), "n_fold": self.experts.n_fold} if self.experts else None,
+            "domains": {"names": list(self.experts.names), "n_dense": self.experts.n_dense, "n_fold": self.experts.n_fold}
+            if self.experts
+            else None,
             "stat_names": list(STAT_NAMES),
             "meta": self.meta,
         }
@@ -190,6 +248,9 @@ class DifficultyModel:
             arrays["w_hash"] = self.w_hash.astype(np.float16)
         if self.w_emb is not None:
             arrays["w_emb"] = self.w_emb.astype(np.float32)
+        if self.w_quant is not None and self.quant_mean is not None and self.quant_scale is not None:
+            arrays.update(quant_mean=self.quant_mean.astype(np.float32), quant_scale=self.quant_scale.astype(np.float32),
+                          w_quant=self.w_quant.astype(np.float32))
         if self.experts is not None:
             arrays["gate_w"] = self.experts.gate_w.astype(np.float16)
             arrays["gate_b"] = self.experts.gate_b.astype(np.float32)
@@ -217,6 +278,7 @@ class DifficultyModel:
             if domains:
                 experts = DomainExperts(
                     names=tuple(domains["names"]),
+                    n_dense=int(domains["n_dense"]),
                     n_fold=int(domains["n_fold"]),
                     gate_w=arrays["gate_w"].astype(np.float32),
                     gate_b=arrays["gate_b"].astype(np.float32),
@@ -231,6 +293,9 @@ class DifficultyModel:
                 featurizer=HashedFeaturizer.from_config(header["featurizer"]) if header.get("featurizer") else None,
                 w_hash=arrays["w_hash"].astype(np.float32) if "w_hash" in arrays else None,
                 w_emb=arrays["w_emb"].astype(np.float32) if "w_emb" in arrays else None,
+                quant_mean=arrays["quant_mean"].astype(np.float32) if "quant_mean" in arrays else None,
+                quant_scale=arrays["quant_scale"].astype(np.float32) if "quant_scale" in arrays else None,
+                w_quant=arrays["w_quant"].astype(np.float32) if "w_quant" in arrays else None,
                 experts=experts,
                 meta=dict(header.get("meta", {})),
             )
@@ -241,10 +306,11 @@ class DifficultyModel:
 # ---- training ------------------------------------------------------------------------------
 
 
-def _design(texts: Sequence[str], kinds: tuple[str, ...], featurizer: HashedFeaturizer, mu: np.ndarray, sd: np.ndarray) -> Any:
+def _design(texts: Sequence[str], kinds: tuple[str, ...], featurizer: HashedFeaturizer, dense: np.ndarray) -> Any:
+    """[dense (standardised stats and quantities), hashed n-grams, embedding] as one CSR matrix."""
     from scipy.sparse import csr_matrix, hstack
 
-    blocks: list[Any] = [csr_matrix((text_stats(texts) - mu) / sd)]
+    blocks: list[Any] = [csr_matrix(dense)]
     if "hash" in kinds:
         blocks.append(featurizer.featurize(texts))
     if "embedding" in kinds:
@@ -258,7 +324,9 @@ def _f16(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fit_experts(x_stats: np.ndarray, x_hash: Any, domains: Sequence[str], w: np.ndarray, gate_c: float) -> tuple[DomainExperts, Any]:
+def _fit_experts(
+    dense: np.ndarray, x_hash: Any, domains: Sequence[str], w: np.ndarray, gate_c: float, n_fold: int
+) -> tuple[DomainExperts, Any]:
     """Fit the domain gate on the training rows and build the gated expert design block."""
     from scipy.sparse import csr_matrix, diags, hstack
     from sklearn.linear_model import LogisticRegression
@@ -266,16 +334,16 @@ def _fit_experts(x_stats: np.ndarray, x_hash: Any, domains: Sequence[str], w: np
     names = tuple(sorted(set(domains)))
     if len(names) < 2:
         raise InputError("domain experts need at least two distinct domains")
-    folded = csr_matrix((x_hash.data.copy(), x_hash.indices % N_FOLD, x_hash.indptr.copy()), shape=(x_hash.shape[0], N_FOLD))
+    folded = csr_matrix((x_hash.data.copy(), x_hash.indices % n_fold, x_hash.indptr.copy()), shape=(x_hash.shape[0], n_fold))
     folded.sum_duplicates()
-    f = hstack([csr_matrix(x_stats), folded]).tocsr()
+    f = hstack([csr_matrix(dense), folded]).tocsr()
     d = np.searchsorted(names, list(domains))
     gate = LogisticRegression(C=gate_c, max_iter=3000, tol=1e-6).fit(f, d, sample_weight=w * (w.size / w.sum()))
     coef, bias = gate.coef_, gate.intercept_
     if len(names) == 2:  # sklearn's binary form: one logit; as a softmax over two, +-half of it
         coef, bias = np.vstack([-coef / 2, coef / 2]), np.r_[-bias / 2, bias / 2]
     n_rows = f.shape[1]
-    experts = DomainExperts(names, N_FOLD, _f16(coef.T), bias.astype(np.float32), np.zeros((n_rows + 1, len(names)), np.float32))
+    experts = DomainExperts(names, dense.shape[1], n_fold, _f16(coef.T), bias.astype(np.float32), np.zeros((n_rows + 1, len(names)), np.float32))
     z = np.asarray(f @ experts.gate_w) + experts.gate_b
     g = np.exp(z - z.max(axis=1, keepdims=True))
     g /= g.sum(axis=1, keepdims=True)
@@ -295,6 +363,7 @@ def fit_difficulty(
     reference_texts: Sequence[str] | None = None,
     domains: Sequence[str] | None = None,
     gate_c: float = 1.0,
+    n_fold: int = N_FOLD,
     meta: dict[str, Any] | None = None,
 ) -> DifficultyModel:
     """Fit on (text, label) with labels in [0, 1] (soft labels allowed: 1 = the cheaper model suffices).
@@ -320,15 +389,20 @@ def fit_difficulty(
     w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
     feat = featurizer if featurizer is not None else HashedFeaturizer(n_buckets=1 << 18)
     stats = text_stats(texts)
-    mu = stats.mean(axis=0)
-    sd = stats.std(axis=0) + 1e-6
-    x = _design(texts, features, feat, mu, sd)
+    mu, sd = stats.mean(axis=0), stats.std(axis=0) + 1e-6
+    dense = (stats - mu) / sd
+    quant = None
+    if "quant" in features:
+        q = quantity_stats(texts)
+        quant = (q.mean(axis=0), q.std(axis=0) + 1e-6)
+        dense = np.hstack([dense, (q - quant[0]) / quant[1]])
+    x = _design(texts, features, feat, dense)
     experts = None
     if domains is not None:
         if "hash" not in features or len(domains) != len(texts):
             raise InputError("domain experts need the 'hash' feature and one domain per text")
-        n_stats = len(STAT_NAMES)
-        experts, block = _fit_experts((stats - mu) / sd, x[:, n_stats : n_stats + feat.n_buckets], domains, w, gate_c)
+        hashed = x[:, dense.shape[1] : dense.shape[1] + feat.n_buckets]
+        experts, block = _fit_experts(dense, hashed, domains, w, gate_c, n_fold)
         x = hstack([x, block]).tocsr()
     pos, neg = w * y, w * (1.0 - y)
     keep_pos, keep_neg = pos > 0, neg > 0
@@ -339,7 +413,7 @@ def fit_difficulty(
     coef = clf.coef_[0]
     n_stats = len(STAT_NAMES)
     w_hash = w_emb = None
-    offset = n_stats
+    offset = dense.shape[1]
     if "hash" in features:
         w_hash = _f16(coef[offset : offset + feat.n_buckets])
         offset += feat.n_buckets
@@ -358,6 +432,9 @@ def fit_difficulty(
         featurizer=feat if "hash" in features else None,
         w_hash=w_hash,
         w_emb=w_emb,
+        quant_mean=None if quant is None else quant[0].astype(np.float32),
+        quant_scale=None if quant is None else quant[1].astype(np.float32),
+        w_quant=None if quant is None else coef[n_stats : dense.shape[1]].astype(np.float32),
         experts=experts,
         meta={"features": list(features), "c": c, "n_train": len(texts), **({"gate_c": gate_c} if experts else {}), **(meta or {})},
     )
@@ -370,4 +447,4 @@ def default() -> DifficultyModel:
     return DifficultyModel.load(ARTIFACT_DIR / ARTIFACT_NAME)
 
 
-__all__ = ["ARTIFACT_NAME", "DifficultyModel", "DomainExperts", "default", "fit_difficulty"]
+__all__ = ["ARTIFACT_NAME", "QUANT_NAMES", "DifficultyModel", "DomainExperts", "default", "fit_difficulty", "quantity_stats"]
