@@ -29,7 +29,16 @@ from calibroute.evaluate.learners import (
 from calibroute.evaluate.metrics import aiq, cost_saved_at_quality
 from calibroute.evaluate.outcomes import OutcomeSet, load_dataset
 from calibroute.evaluate.report import EvalOptions, _resolve_pair
-from calibroute.evaluate.strategies import LAMBDAS, Curve, Replay, class_ladder_router, class_pair_router, utility_router
+from calibroute.evaluate.strategies import (
+    LAMBDAS,
+    Curve,
+    Replay,
+    class_ladder_router,
+    class_pair_router,
+    ladder_choices,
+    utility_choices,
+    utility_router,
+)
 
 
 def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:
@@ -87,10 +96,27 @@ def inner_oof(out: OutcomeSet, train: np.ndarray, classes: np.ndarray, pair: tup
     return p
 
 
+def bootstrap_aiq_gap(replay: Replay, ours: list[np.ndarray], theirs: list[np.ndarray], n: int, seed: int = 0) -> tuple[float, float, float]:
+    """AIQ(ours) - AIQ(theirs) with a 95 % paired bootstrap CI over prompts (same resample for both)."""
+    rows, rng = np.arange(len(replay.scores)), np.random.default_rng(seed)
+
+    def points(choices: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
+        return np.array([[replay.costs[idx, c[idx]].mean(), replay.scores[idx, c[idx]].mean()] for c in choices])
+
+    def gap(idx: np.ndarray) -> float:
+        a, b = points(ours, idx), points(theirs, idx)
+        cmax = max(float(a[:, 0].max()), float(b[:, 0].max()), float(replay.costs[idx].mean(0).max()))
+        return aiq(a, 0.0, cmax) - aiq(b, 0.0, cmax)
+
+    draws = np.array([gap(rng.choice(rows, len(rows))) for _ in range(n)])
+    return gap(rows), float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("datasets", nargs="+")
     ap.add_argument("--router", default="pretrained", choices=("pretrained", "cv"))
+    ap.add_argument("--bootstrap", type=int, default=0, help="paired bootstrap resamples for AIQ(ladder) - AIQ(kNN / MF)")
     args = ap.parse_args()
     est = default_estimators()
     for name in args.datasets:
@@ -136,6 +162,11 @@ def main() -> None:
         for c in curves:
             saved = cost_saved_at_quality(c.points, 0.95 * singles[best, 1], singles[best, 0])
             print(f"{c.name:34s} aiq={aiq(c.points, 0.0, cmax):.3f} saved@95={saved:.3f}")
+        if args.bootstrap:
+            ours = ladder_choices(pred.p_weak, pred.ladders)
+            for other, q in (("knn", pred.knn), ("mf", pred.mf)):
+                d, lo, hi = bootstrap_aiq_gap(replay, ours, utility_choices(q, pred.expected_cost), args.bootstrap)
+                print(f"AIQ(ladder) - AIQ({other}) = {d:+.3f} [{lo:+.3f}, {hi:+.3f}] (95 % paired bootstrap, {args.bootstrap} draws)")
 
 
 if __name__ == "__main__":

@@ -69,13 +69,15 @@ def pair_router(name: str, replay: Replay, strong_score: np.ndarray, kind: str =
     return Curve.make(name, kind, np.array(pts), pair)
 
 
+def utility_choices(predicted: np.ndarray, expected_cost: np.ndarray) -> list[np.ndarray]:
+    """Per lambda, each prompt's argmax(predicted score - lambda * expected cost) (multi-model)."""
+    cost = np.broadcast_to(expected_cost / max(float(np.max(expected_cost)), 1e-30), predicted.shape)
+    return [np.argmax(-cost if np.isinf(lam) else predicted - lam * cost, axis=1) for lam in LAMBDAS]
+
+
 def utility_router(name: str, replay: Replay, predicted: np.ndarray, expected_cost: np.ndarray, kind: str = "router") -> Curve:
     """Pick argmax(predicted score - lambda * expected cost) per prompt, lambda swept (multi-model)."""
-    cost = np.broadcast_to(expected_cost / max(float(np.max(expected_cost)), 1e-30), predicted.shape)
-    pts = []
-    for lam in LAMBDAS:
-        util = -cost if np.isinf(lam) else predicted - lam * cost
-        pts.append(replay.point(np.argmax(util, axis=1)))
+    pts = [replay.point(choice) for choice in utility_choices(predicted, expected_cost)]
     pair = routellm_points(predicted[:, replay.strong] - predicted[:, replay.weak],
                            replay.scores[:, replay.strong], replay.scores[:, replay.weak])
     return Curve.make(name, kind, np.array(pts), pair)
@@ -132,12 +134,12 @@ def class_pair_router(
     return Curve.make(name, "router", np.array(pts), pair)
 
 
-def class_ladder_router(name: str, replay: Replay, p_weak: np.ndarray, ladders: list[tuple[int, ...]]) -> Curve:
-    """calibroute with escalation ladders: each prompt climbs its class's ladder as the product does.
+def ladder_choices(p_weak: np.ndarray, ladders: list[tuple[int, ...]]) -> list[np.ndarray]:
+    """Per escalation level (0..1), each prompt's model when it climbs its class's ladder as the product does.
 
-    One escalation level in [0, 1] is swept; ``policy.rung_shares`` turns it into the share of
-    traffic passing each rung, and a prompt passes a rung when its P(weak suffices) ranks among
-    that share of the lowest over all evaluated traffic (as ``strong_share`` on reference traffic).
+    ``policy.rung_shares`` turns the level into the share of traffic passing each rung, and a
+    prompt passes a rung when its P(weak suffices) ranks among that share of the lowest over all
+    evaluated traffic (as ``strong_share`` on reference traffic).
     """
     n = len(p_weak)
     rank = np.empty(n)
@@ -145,15 +147,20 @@ def class_ladder_router(name: str, replay: Replay, p_weak: np.ndarray, ladders: 
     sizes = np.array([len(lad) for lad in ladders])
     width = int(sizes.max())
     table = np.array([list(lad) + [lad[-1]] * (width - len(lad)) for lad in ladders])
-    pts = []
+    choices = []
     for level in np.linspace(0.0, 1.0, LADDER_LEVELS):
         rung = np.zeros(n, dtype=np.int64)
         for size in np.unique(sizes):
             sel = sizes == size
             for share in rung_shares(float(level), int(size)):
                 rung[sel] += rank[sel] < share
-        pts.append(replay.point(table[np.arange(n), rung]))
-    return Curve.make(name, "router", np.array(pts))
+        choices.append(table[np.arange(n), rung])
+    return choices
+
+
+def class_ladder_router(name: str, replay: Replay, p_weak: np.ndarray, ladders: list[tuple[int, ...]]) -> Curve:
+    """calibroute with escalation ladders (``ladder_choices``), one operating point per escalation level."""
+    return Curve.make(name, "router", np.array([replay.point(c) for c in ladder_choices(p_weak, ladders)]))
 
 
 def hull_chain(mean_cost: np.ndarray, mean_quality: np.ndarray) -> list[int]:
