@@ -49,3 +49,33 @@ def test_featurize_and_text_stats_shapes():
 def test_featurizer_config_round_trips():
     f = HashedFeaturizer(n_buckets=1 << 12, char_ngrams=(2, 3), word_bigrams=False)
     assert HashedFeaturizer.from_config(f.config()) == f
+
+
+def test_numbers_in_handed_over_material_become_one_token():
+    from calibroute.classify.features import mark_payload_numbers
+
+    marked = mark_payload_numbers("Extract the total from: Invoice #4471, due 2024-03-02. Total: $1,284.50")
+    assert marked.startswith("Extract the total from:")
+    assert marked.count("qqnum") == 3 and not any(ch.isdigit() for ch in marked)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Natalia sold 48 clips in April and half as many in May. How many clips did she sell?",  # no instruction head
+        "Q: what is 3 + 4?",  # head too short to be an instruction
+    ],
+)
+def test_numbers_outside_handed_over_material_are_kept(text):
+    from calibroute.classify.features import mark_payload_numbers
+
+    assert mark_payload_numbers(text) == text
+
+
+def test_payload_numbers_is_opt_in_and_round_trips():
+    text = "Summarize this in one sentence: the council voted 7-2 to spend $340,000."
+    plain, marked = HashedFeaturizer(), HashedFeaturizer(payload_numbers=True)
+    assert "payload_numbers" not in plain.config()  # artifacts of other estimators keep their exact config
+    assert HashedFeaturizer.from_config(marked.config()) == marked
+    assert not np.array_equal(plain.sparse(text)[0], marked.sparse(text)[0])
+    assert np.array_equal(marked.sparse(text.replace("7-2", "9-1"))[0], marked.sparse(text)[0])

@@ -55,6 +55,32 @@ def normalize(text: str) -> str:
     return low.translate(_ASCII_DIGITS) if low.isascii() else _DIGIT_RE.sub("0", low)
 
 
+# A request that hands over material to work on: a short instruction ("Extract the total from", "Translate to
+# German") ending in ':' or a line break, then the payload. Numbers in the payload are data (amounts, dates, IDs),
+# numbers in a word problem are the problem; the payload-number token lets the model weigh the two apart.
+_PAYLOAD_SPLIT_RE = re.compile(r":\s|\n")
+_NUMBER_RE = re.compile(r"[$€£#]?\d(?:[\d,.:/-]*\d)?%?")
+PAYLOAD_NUMBER = " qqnum "
+_HEAD_WORDS = (3, 30)
+
+
+def split_payload(text: str) -> tuple[str, str]:
+    """``(instruction, payload)`` when the text opens with a 3-30 word instruction ended by ':' or a newline."""
+    m = _PAYLOAD_SPLIT_RE.search(text, 0, 400)
+    if m is None:
+        return text, ""
+    head = text[: m.start()]
+    if not _HEAD_WORDS[0] <= len(head.split()) <= _HEAD_WORDS[1]:
+        return text, ""
+    return head, text[m.start() :]
+
+
+def mark_payload_numbers(text: str) -> str:
+    """Each number in the payload becomes one ``qqnum`` token (its digits and format no longer look like math)."""
+    head, payload = split_payload(text)
+    return head + _NUMBER_RE.sub(PAYLOAD_NUMBER, payload) if payload else text
+
+
 def _mix(h: np.ndarray, seed: int) -> np.ndarray:
     """A murmur-style finaliser: spreads the rolling hash over all 64 bits."""
     h = h ^ _U64(seed * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF)
@@ -95,6 +121,7 @@ class HashedFeaturizer:
     char_ngrams: tuple[int, ...] = (3, 4, 5)
     word_bigrams: bool = True
     edge_words: int = 0  # also mark the first/last N words: where the instruction usually sits
+    payload_numbers: bool = False  # numbers after a short instruction become one token (``mark_payload_numbers``)
 
     def config(self) -> dict[str, object]:
         return {
@@ -102,6 +129,7 @@ class HashedFeaturizer:
             "char_ngrams": list(self.char_ngrams),
             "word_bigrams": self.word_bigrams,
             "edge_words": self.edge_words,
+            **({"payload_numbers": True} if self.payload_numbers else {}),
         }
 
     @classmethod
@@ -113,6 +141,7 @@ class HashedFeaturizer:
             char_ngrams=tuple(int(n) for n in ngrams),
             word_bigrams=bool(cfg.get("word_bigrams", True)),
             edge_words=int(cfg.get("edge_words", 0)),  # type: ignore[call-overload]
+            payload_numbers=bool(cfg.get("payload_numbers", False)),
         )
 
     def sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -124,7 +153,7 @@ class HashedFeaturizer:
         return _sparse_memo(self, text)
 
     def _sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        norm = normalize(text)
+        norm = normalize(mark_payload_numbers(text) if self.payload_numbers else text)
         words = _WORD_RE.findall(norm)
         parts: list[np.ndarray] = []
         if words:
@@ -253,4 +282,13 @@ def featurize(texts: Sequence[str]) -> csr_matrix:
     return _DEFAULT.featurize(texts)
 
 
-__all__ = ["STAT_NAMES", "HashedFeaturizer", "clip_text", "featurize", "normalize", "text_stats"]
+__all__ = [
+    "STAT_NAMES",
+    "HashedFeaturizer",
+    "clip_text",
+    "featurize",
+    "mark_payload_numbers",
+    "normalize",
+    "split_payload",
+    "text_stats",
+]

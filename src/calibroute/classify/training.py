@@ -42,12 +42,20 @@ class TrainConfig:
     n_buckets: int = 1 << 18
     char_ngrams: tuple[int, ...] = (3, 4, 5)
     edge_words: int = 0
+    # Numbers in the material a request hands over ("Extract the total from: ... $1,284.50") become one token, so
+    # amounts and dates stop reading as a word problem (docs/bench-classifier.md, misroute suite).
+    payload_numbers: bool = True
     # Also fit the temperature on leave-one-chat-source-out logits: live traffic looks like a chat source
     # the model has not seen, where held-out groups alone leave it overconfident (docs/bench-classifier.md).
     loso_calibration: bool = True
 
     def featurizer(self) -> HashedFeaturizer:
-        return HashedFeaturizer(n_buckets=self.n_buckets, char_ngrams=self.char_ngrams, edge_words=self.edge_words)
+        return HashedFeaturizer(
+            n_buckets=self.n_buckets,
+            char_ngrams=self.char_ngrams,
+            edge_words=self.edge_words,
+            payload_numbers=self.payload_numbers,
+        )
 
 
 class FeatureCache:
