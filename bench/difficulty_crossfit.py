@@ -71,12 +71,10 @@ RECIPES: dict[str, Recipe] = {
     "gain": Recipe(label="gain"),
     "C=0.1": Recipe(cfg=DifficultyConfig(c=0.1)),
     "C=1": Recipe(cfg=DifficultyConfig(c=1.0)),
-    "experts": Recipe(experts=True),
-    "experts+gain": Recipe(experts=True, label="gain"),
     "quant": Recipe(cfg=DifficultyConfig(features=("stats", "hash", "quant"))),
     "quant+gain": Recipe(cfg=DifficultyConfig(features=("stats", "hash", "quant")), label="gain"),
-    "experts4k+quant+gain": Recipe(cfg=DifficultyConfig(features=("stats", "hash", "quant")), label="gain", experts=True,
-                                   fit_kwargs=(("n_fold", 1 << 12),)),
+    "experts": Recipe(experts=True),
+    "experts+quant": Recipe(cfg=DifficultyConfig(features=("stats", "hash", "quant")), experts=True),
 }
 
 

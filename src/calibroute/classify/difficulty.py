@@ -31,7 +31,7 @@ ARTIFACT_NAME = "difficulty.npz"
 N_QUANTILES = 1001  # quantiles of p at shares 0, 0.001, ..., 1
 FEATURE_KINDS: tuple[str, ...] = ("stats", "hash", "embedding", "quant")
 GATE_MIN = 0.05  # domain gates below this are treated as 0 (fewer active experts, faster training)
-N_FOLD = 1 << 16  # hashed buckets folded to this many for the domain gate and experts
+N_FOLD = 1 << 12  # hashed buckets folded to this many for the domain gate
 
 
 # Word-problem structure (the "quant" feature kind): how many quantities and operations a prompt
@@ -94,11 +94,11 @@ class DomainExperts:
     """Per-dataset corrections, gated by which dataset the prompt looks like (from its own features).
 
     The router never sees a dataset name, but a prompt's text tells GSM8K from MMLU almost
-    perfectly. A softmax *gate* over the folded features ``[dense, hashed n-grams mod n_fold]``
-    (dense: the standardised stats, plus the quantity counts when the model uses them) gives
-    P(domain | text); each domain adds its own slopes and intercept on the same folded
-    features, weighted by its gate probability (gates below ``GATE_MIN`` count as 0). So a
-    GSM8K word problem is scored by the shared model plus a GSM8K-only correction.
+    perfectly. A softmax *gate* over ``[dense, hashed n-grams mod n_fold]`` (dense: the
+    standardised stats, plus the quantity counts when the model uses them) gives P(domain | text);
+    each domain adds its own intercept and slopes on the dense features, weighted by its gate
+    probability (gates below ``GATE_MIN`` count as 0). So a GSM8K word problem is scored by the
+    shared model plus a GSM8K-only correction.
     """
 
     names: tuple[str, ...]
@@ -106,11 +106,11 @@ class DomainExperts:
     n_fold: int
     gate_w: np.ndarray  # (n_dense + n_fold, D)
     gate_b: np.ndarray  # (D,)
-    expert_w: np.ndarray  # (n_dense + n_fold + 1, D): last row is each domain's intercept
+    expert_w: np.ndarray  # (n_dense + 1, D): last row is each domain's intercept
 
     def __post_init__(self) -> None:
         d, rows = len(self.names), self.n_dense + self.n_fold
-        if self.gate_w.shape != (rows, d) or self.gate_b.shape != (d,) or self.expert_w.shape != (rows + 1, d):
+        if self.gate_w.shape != (rows, d) or self.gate_b.shape != (d,) or self.expert_w.shape != (self.n_dense + 1, d):
             raise ArtifactError("difficulty artifact: domain expert weights do not match their configuration")
 
     def gates(self, dense: np.ndarray, sparse: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -126,8 +126,6 @@ class DomainExperts:
 
     def logits(self, dense: np.ndarray, sparse: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         e = dense @ self.expert_w[: self.n_dense] + self.expert_w[-1]
-        for i, (idx, vals) in enumerate(sparse):
-            e[i] += vals @ self.expert_w[self.n_dense + idx % self.n_fold]
         out: np.ndarray = (self.gates(dense, sparse) * e).sum(axis=1)
         return out
 
@@ -328,7 +326,7 @@ def _fit_experts(
     dense: np.ndarray, x_hash: Any, domains: Sequence[str], w: np.ndarray, gate_c: float, n_fold: int
 ) -> tuple[DomainExperts, Any]:
     """Fit the domain gate on the training rows and build the gated expert design block."""
-    from scipy.sparse import csr_matrix, diags, hstack
+    from scipy.sparse import csr_matrix, hstack
     from sklearn.linear_model import LogisticRegression
 
     names = tuple(sorted(set(domains)))
@@ -342,14 +340,14 @@ def _fit_experts(
     coef, bias = gate.coef_, gate.intercept_
     if len(names) == 2:  # sklearn's binary form: one logit; as a softmax over two, +-half of it
         coef, bias = np.vstack([-coef / 2, coef / 2]), np.r_[-bias / 2, bias / 2]
-    n_rows = f.shape[1]
-    experts = DomainExperts(names, dense.shape[1], n_fold, _f16(coef.T), bias.astype(np.float32), np.zeros((n_rows + 1, len(names)), np.float32))
+    n_dense = dense.shape[1]
+    experts = DomainExperts(names, n_dense, n_fold, _f16(coef.T), bias.astype(np.float32), np.zeros((n_dense + 1, len(names)), np.float32))
     z = np.asarray(f @ experts.gate_w) + experts.gate_b
     g = np.exp(z - z.max(axis=1, keepdims=True))
     g /= g.sum(axis=1, keepdims=True)
     g = np.where(g < GATE_MIN, 0.0, g)
-    f1 = hstack([f, csr_matrix(np.ones((f.shape[0], 1)))]).tocsr()
-    return experts, hstack([diags(g[:, k]) @ f1 for k in range(len(names))]).tocsr()
+    d1 = np.hstack([dense, np.ones((dense.shape[0], 1))])
+    return experts, csr_matrix(np.hstack([g[:, [k]] * d1 for k in range(len(names))]))
 
 
 def fit_difficulty(
