@@ -7,7 +7,12 @@ from test_eval_run import STANDIN
 
 from calibroute.evaluate.outcomes import OutcomeSet
 from calibroute.evaluate.report import EvalOptions, run_eval
-from calibroute.evaluate.strategies import Replay, class_ladder_router, hull_chain, pareto_chain
+from calibroute.evaluate.strategies import (
+    Replay,
+    class_ladder_router,
+    hull_chain,
+    pareto_chain,
+)
 
 
 def three_tier(n: int = 300, seed: int = 2) -> OutcomeSet:
