@@ -19,7 +19,7 @@ import math
 import re
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -149,11 +149,15 @@ class HashedFeaturizer:
 
         Memoised for the last few texts: the classifier and the difficulty estimator share this
         configuration, so a routed request hashes its prompt once, not twice. Read-only results.
+        With ``payload_numbers`` the marked text is hashed by the plain configuration: a prompt without numbers
+        in handed-over material still shares that one pass.
         """
+        if self.payload_numbers:
+            return _sparse_memo(replace(self, payload_numbers=False), mark_payload_numbers(text))
         return _sparse_memo(self, text)
 
     def _sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        norm = normalize(mark_payload_numbers(text) if self.payload_numbers else text)
+        norm = normalize(mark_payload_numbers(text) if self.payload_numbers else text)  # sparse() marks first
         words = _WORD_RE.findall(norm)
         parts: list[np.ndarray] = []
         if words:
