@@ -58,6 +58,10 @@ def by_source(rows: list[Example], y: np.ndarray, pred: np.ndarray, unseen: np.n
     return lines
 
 
+def _counts(c: Counter[str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in c.most_common())
+
+
 def by_group(rows: list[Example], y: np.ndarray, pred: np.ndarray, top: int = 12) -> list[str]:
     wrong = pred != y
     groups = Counter(ex.group for ex, w in zip(rows, wrong) if w)
@@ -66,8 +70,7 @@ def by_group(rows: list[Example], y: np.ndarray, pred: np.ndarray, top: int = 12
         m = np.asarray([ex.group == g for ex in rows])
         labels = Counter(CLASSES[k] for k in y[m])
         preds = Counter(CLASSES[k] for k in pred[m & wrong])
-        fmt = lambda c: ", ".join(f"{k} {v}" for k, v in c.most_common())  # noqa: E731
-        lines.append(f"| {g} | {int(m.sum())} | {n_err} | {fmt(labels)} | {fmt(preds)} |")
+        lines.append(f"| {g} | {int(m.sum())} | {n_err} | {_counts(labels)} | {_counts(preds)} |")
     return lines
 
 
@@ -102,8 +105,10 @@ def main() -> None:
     unseen = np.asarray([(ex.source, ex.label) not in seen_pairs for ex in test])
     eqa = np.asarray([ex.source == "expertqa" for ex in test])
     out = [
-        f"Grouped held-out split: {tr.size} train / {te.size} test rows, "
-        f"{len({ex.group for ex in test})} groups held out whole; featurizer {cfg.featurizer().config()}.",
+        (
+            f"Grouped held-out split: {tr.size} train / {te.size} test rows, "
+            f"{len({ex.group for ex in test})} groups held out whole; featurizer {cfg.featurizer().config()}."
+        ),
         "",
         f"Macro-F1 **{macro_f1(y, pred):.3f}**, accuracy {(pred == y).mean():.3f}.",
         "",
@@ -113,9 +118,11 @@ def main() -> None:
         "",
         *by_source(test, y, pred, unseen),
         "",
-        f"Test rows whose label never occurs in training for their source: {int(unseen.sum())} "
-        f"({', '.join(sorted({f'{ex.source} {ex.label}' for ex, u in zip(test, unseen) if u}))}); "
-        f"macro-F1 without them {macro_f1(y[~unseen], pred[~unseen]):.3f}.",
+        (
+            f"Test rows whose label never occurs in training for their source: {int(unseen.sum())} "
+            f"({', '.join(sorted({f'{ex.source} {ex.label}' for ex, u in zip(test, unseen) if u}))}); "
+            f"macro-F1 without them {macro_f1(y[~unseen], pred[~unseen]):.3f}."
+        ),
         "",
         "Groups with the most errors:",
         "",
