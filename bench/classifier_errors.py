@@ -132,11 +132,13 @@ def main() -> None:
     seen = seen_group_predictions(cache, tr, te, cfg, args.folds)
     bound = np.where(eqa, seen, y)
     out += [
-        f"Upper bounds. Same test rows with their groups seen in training ({args.folds}-fold over the test rows): "
-        f"macro-F1 **{macro_f1(y, seen):.3f}** (ExpertQA rows alone: accuracy {(seen[eqa] == y[eqa]).mean():.3f}, "
-        f"held-out {(pred[eqa] == y[eqa]).mean():.3f}). Perfect on every non-ExpertQA row, ExpertQA as well as when "
-        f"its field is seen: macro-F1 **{macro_f1(y, bound):.3f}**. Without ExpertQA rows: held-out "
-        f"{macro_f1(y[~eqa], pred[~eqa]):.3f}, groups seen {macro_f1(y[~eqa], seen[~eqa]):.3f}.",
+        (
+            f"Upper bounds. Same test rows with their groups seen in training ({args.folds}-fold over the test rows): "
+            f"macro-F1 **{macro_f1(y, seen):.3f}** (ExpertQA rows alone: accuracy {(seen[eqa] == y[eqa]).mean():.3f}, "
+            f"held-out {(pred[eqa] == y[eqa]).mean():.3f}). Perfect on every non-ExpertQA row, ExpertQA as well as when "
+            f"its field is seen: macro-F1 **{macro_f1(y, bound):.3f}**. Without ExpertQA rows: held-out "
+            f"{macro_f1(y[~eqa], pred[~eqa]):.3f}, groups seen {macro_f1(y[~eqa], seen[~eqa]):.3f}."
+        ),
         "",
         "Per class with groups seen:",
         "",
