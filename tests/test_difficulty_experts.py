@@ -107,3 +107,14 @@ def test_training_domains_follow_training_rows_order():
     sets = [one("a", ["x1", "x2", "x3"], [False, True, False]), one("b", ["y1", "y2"], [False, False])]
     texts, _, _ = training_rows(sets)
     assert list(zip(texts, training_domains(sets))) == [("x1", "a"), ("x3", "a"), ("y1", "b"), ("y2", "b")]
+
+
+def test_model_without_experts_saves_no_expert_header_or_arrays(tmp_path):
+    """Keeps artifacts built without the new options byte-identical to older builds."""
+    import json
+
+    texts, labels, _ = opposite_domains(60)
+    fit_difficulty(texts, labels, featurizer=SMALL).save(tmp_path / "plain.npz")
+    with np.load(tmp_path / "plain.npz", allow_pickle=False) as data:
+        assert set(data.files) == {"header", "stats_mean", "stats_scale", "w_stats", "quantiles", "w_hash"}
+        assert "domains" not in json.loads(str(data["header"]))

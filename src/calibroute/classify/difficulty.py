@@ -226,15 +226,14 @@ class DifficultyModel:
     # ---- persistence ---------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        header = {
+        header: dict[str, Any] = {
             "bias": self.bias,
             "featurizer": self.featurizer.config() if self.featurizer else None,
-            "domains": {"names": list(self.experts.names), "n_dense": self.experts.n_dense, "n_fold": self.experts.n_fold}
-            if self.experts
-            else None,
             "stat_names": list(STAT_NAMES),
             "meta": self.meta,
         }
+        if self.experts is not None:  # only then: artifacts without experts stay byte-identical to older builds
+            header["domains"] = {"names": list(self.experts.names), "n_dense": self.experts.n_dense, "n_fold": self.experts.n_fold}
         arrays: dict[str, np.ndarray] = {
             "header": np.array(json.dumps(header, sort_keys=True)),
             "stats_mean": self.stats_mean.astype(np.float32),
