@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .difficulty import ARTIFACT_NAME, DifficultyModel, fit_difficulty
-from .difficulty_data import EVAL_ONLY_PAIRS, TRAIN_DATASETS, BothWrong, LabelledSet, drop_leaks, labelled_set, training_rows
+from .difficulty_data import (
+    EVAL_ONLY_PAIRS,
+    TRAIN_DATASETS,
+    BothWrong,
+    LabelledSet,
+    drop_leaks,
+    labelled_set,
+    training_rows,
+)
 
 # Reference traffic: chat-like sources dominate, a thin slice of each benchmark-style source.
 REFERENCE_CHAT_CAP = 400  # per (source, label) for arena_hard_v2, hellobench, expertqa, awesome_chatgpt_prompts
