@@ -139,3 +139,26 @@ def test_grouped_ledger_rows_are_handed_over_at_shutdown_at_the_latest(servers):
                 client.chat.completions.create(model="small", messages=[{"role": "user", "content": "hi"}])
         assert gw.ledger.rows == []  # still grouped
     assert [r.status for r in gw.ledger.rows] == ["ok", "ok"]
+
+
+def test_backend_flag_native_thinking_budget_sends_vllms_thinking_token_budget():
+    from fake_backend import MemoryLedger
+    from stubs import KeywordClassifier, LengthDifficulty
+
+    from calibroute.config import Budget, parse_portfolio
+    from calibroute.gateway import GatewaySettings, create_app
+    from calibroute.router import Router
+
+    text = ("models:\n"
+            "  - {name: q, backend: {base_url: 'http://127.0.0.1:9/v1', native_thinking_budget: true}, reasoning: enable_thinking,"
+            " input_usd_per_mtok: 1, output_usd_per_mtok: 2}\n"
+            "  - {name: p, backend: {base_url: 'http://127.0.0.1:9/v1'}, reasoning: enable_thinking,"
+            " input_usd_per_mtok: 1, output_usd_per_mtok: 2}\n"
+            "routes:\n" + "".join(f"  {c}: {{models: [q, p], budget: {{max_output_tokens: 64}}}}\n"
+                                  for c in ("SIMPLE", "REASONING", "OPEN_ENDED", "GENERAL")))
+    portfolio = parse_portfolio(text, "native.yaml")
+    router = Router(portfolio, classifier=KeywordClassifier(), difficulty=LengthDifficulty())
+    gateway = create_app(GatewaySettings(), router=router, ledger=MemoryLedger()).state.gateway
+    budget = Budget(max_output_tokens=4096, thinking=True, thinking_budget_tokens=1024)
+    assert gateway.plan("q", budget).params["thinking_token_budget"] == 1024
+    assert "thinking_token_budget" not in gateway.plan("p", budget).params

@@ -76,6 +76,9 @@ class BackendSpec(_Strict):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=120.0, gt=0)
     total_timeout_s: float = Field(default=600.0, gt=0)
+    native_thinking_budget: bool = Field(
+        default=False, description="the server takes vLLM's per-request thinking_token_budget (enable_thinking models)"
+    )
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None

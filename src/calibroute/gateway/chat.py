@@ -119,8 +119,8 @@ class Gateway:
     def plan(self, model: str, budget: Budget) -> Translation:
         spec = self.portfolio.model(model)
         floor = self.settings.think_floor_by_effort.get(budget.effort or "", 0)
-        return translate_budget(budget, spec.reasoning, native_thinking_budget=model in self.settings.native_thinking_budget,
-                                min_think_tokens=floor)
+        native = spec.backend.native_thinking_budget or model in self.settings.native_thinking_budget
+        return translate_budget(budget, spec.reasoning, native_thinking_budget=native, min_think_tokens=floor)
 
     def _stream_body(self, chat: ChatRequest, tr: Translation) -> dict[str, Any]:
         body = tr.apply(chat.body)
