@@ -7,19 +7,31 @@ calibrated default shipped in ``calibroute/data/default_portfolio.yaml``.
 
 from __future__ import annotations
 
+import json
 import os
 from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .errors import ConfigError
 
 TASK_CLASSES = ("SIMPLE", "REASONING", "OPEN_ENDED", "GENERAL")
+TaskClassName = Literal["SIMPLE", "REASONING", "OPEN_ENDED", "GENERAL"]
 Effort = Literal["minimal", "low", "medium", "high"]
 EFFORT_ORDER: tuple[str, ...] = ("minimal", "low", "medium", "high")
 
@@ -132,6 +144,17 @@ class RouteSpec(_Strict):
         return [self.models[0], *extra]
 
 
+def _resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
+    """A file named in the portfolio, relative to the portfolio's folder; it must exist."""
+    if value is None:
+        return None
+    base = (info.context or {}).get("base_dir")
+    path = value if value.is_absolute() or base is None else Path(base) / value
+    if not path.is_file():
+        raise ValueError(f"file not found: {path}")
+    return path
+
+
 class Escalation(_Strict):
     """When to escalate within a route, calibrated like RouteLLM's threshold.
 
@@ -153,16 +176,7 @@ class Escalation(_Strict):
         default=None, description="JSONL of {prompt} or {messages} lines; relative to the config file"
     )
 
-    @field_validator("reference_prompts")
-    @classmethod
-    def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        base = (info.context or {}).get("base_dir")
-        path = value if value.is_absolute() or base is None else Path(base) / value
-        if not path.is_file():
-            raise ValueError(f"file not found: {path}")
-        return path
+    _resolve = field_validator("reference_prompts")(_resolve_path)
 
     @model_validator(mode="after")
     def _cost_needs_traffic(self) -> "Escalation":
@@ -171,10 +185,88 @@ class Escalation(_Strict):
         return self
 
 
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("an example must be a non-empty request text")
+    return text
+
+
+ExampleText = Annotated[str, AfterValidator(_not_blank)]
+
+
+def read_examples_file(path: Path) -> list[tuple[str, str]]:
+    """``(task_class, prompt)`` pairs from a JSONL file of ``{"prompt": ..., "task_class": ...}`` lines.
+
+    Raises ConfigError naming the file and line of the first bad line; blank lines are skipped.
+    """
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read examples: {exc}") from None
+    pairs: list[tuple[str, str]] = []
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{no}: not a JSON object: {exc.msg}") from None
+        if not isinstance(row, dict):
+            raise ConfigError(f"{path}:{no}: expected a JSON object with 'prompt' and 'task_class'")
+        prompt, task_class = row.get("prompt"), row.get("task_class")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ConfigError(f"{path}:{no}: prompt: expected a non-empty string")
+        if task_class not in TASK_CLASSES:
+            raise ConfigError(f"{path}:{no}: task_class: got {task_class!r}, expected one of {', '.join(TASK_CLASSES)}")
+        pairs.append((task_class, prompt))
+    return pairs
+
+
 class RoutingSettings(_Strict):
+    """How the router turns a prompt into a route.
+
+    ``examples`` are the operator's own labelled requests (like semantic-router's ``Route.utterances``):
+    a prompt whose best cosine similarity to one of them reaches ``example_min_similarity`` (its
+    ``score_threshold``) takes that example's class, ahead of the classifier.
+    """
+
     min_confidence: float = Field(default=0.70, ge=0, le=1, description="below this, use the GENERAL route")
     escalation: Escalation = Escalation()
     classifier: str = "default"
+    examples: dict[TaskClassName, list[ExampleText]] = Field(
+        default_factory=dict, description="task class -> your own requests of that class; a close match decides the class"
+    )
+    examples_file: Path | None = Field(
+        default=None, description='JSONL of {"prompt": ..., "task_class": ...} lines; relative to the config file'
+    )
+    example_min_similarity: float = Field(
+        default=0.8, gt=0, le=1, description="cosine similarity (hashed n-gram features) an example match needs"
+    )
+    _file_examples: list[tuple[str, str]] = PrivateAttr(default_factory=list)
+
+    _resolve_examples_file = field_validator("examples_file")(_resolve_path)
+
+    @model_validator(mode="after")
+    def _examples_agree(self) -> "RoutingSettings":
+        if self.examples_file is not None:
+            try:
+                self._file_examples = read_examples_file(self.examples_file)
+            except ConfigError as exc:  # report it at routing.examples_file, with the JSONL file's own line
+                detail = InitErrorDetails(
+                    type=PydanticCustomError("examples_file", str(exc)), loc=("examples_file",), input=str(self.examples_file)
+                )
+                raise ValidationError.from_exception_data("RoutingSettings", [detail]) from None
+        seen: dict[str, str] = {}
+        for cls, text in self.labelled_examples():
+            key = " ".join(text.lower().split())
+            if seen.setdefault(key, cls) != cls:
+                raise ValueError(f"example {text[:60]!r} is labelled both {seen[key]} and {cls}")
+        return self
+
+    def labelled_examples(self) -> list[tuple[str, str]]:
+        """Every ``(task_class, prompt)`` example: the inline ones, then the file's, in order."""
+        inline = [(cls, text) for cls, texts in self.examples.items() for text in texts]
+        return inline + self._file_examples
 
 
 class Portfolio(_Strict):
@@ -263,7 +355,7 @@ def parse_portfolio(text: str, source: str = "<string>", base_dir: Path | None =
         return Portfolio.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p == "[key]")))
         field = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_of(node, loc)
         where = f":{line}" if line else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from .config import EFFORT_ORDER, Budget, Portfolio
-from .types import Classification, Decision, Hints, TaskClass
+from .types import Classification, Decision, ExampleMatch, Hints, TaskClass
 
 # One threshold for every route (a two-model route escalates below it; a ladder goes straight to
 # its top), or per task class one threshold per rung, decreasing (``Router`` calibrates these).
@@ -49,6 +49,7 @@ def decide(
     threshold: Thresholds | None,
     input_tokens: int,
     hints: Hints = Hints(),
+    example: ExampleMatch | None = None,
 ) -> Decision:
     """Apply the rules in a fixed order. ``Decision.rule`` names the rule that chose the model;
     ``Decision.rules`` lists every rule that fired, in order (e.g. low_confidence then escalated).
@@ -56,18 +57,26 @@ def decide(
     1. explicit_model: the caller named a configured model -> pass through with the GENERAL budget
        (or the caller's budget).
     2. hint_class: the caller gave the task class (e.g. a ``domain`` hint) -> skip the classifier.
-    3. low_confidence: classifier confidence below ``routing.min_confidence`` -> GENERAL, the safe route.
-    4. escalated: P(cheaper model suffices) below the calibrated threshold -> the route's stronger model;
+    3. example_match: the prompt is close to one of the operator's labelled examples
+       (``routing.examples``) -> that example's class; confidence is the similarity.
+    4. low_confidence: classifier confidence below ``routing.min_confidence`` -> GENERAL, the safe route.
+    5. escalated: P(cheaper model suffices) below the calibrated threshold -> the route's stronger model;
        with a ladder, one rung up per threshold crossed (rung k needs P < t_k, t_1 > t_2 > ...).
-    5. classified: the route's first model with the route's budget.
+    6. classified: the route's first model with the route's budget.
     """
     scores = dict(classification.scores) if classification else {}
     confidence = classification.confidence if classification else 1.0
+    if hints.task_class is not None:
+        example = None  # the caller's class wins; an example match would be a second opinion nobody asked for
+    if example is not None:
+        confidence = example.similarity
     fired: list[str] = []
 
     if hints.model is not None:
         spec = portfolio.model(hints.model)
-        task_class = hints.task_class or (classification.task_class if classification else TaskClass.GENERAL)
+        task_class = hints.task_class or (
+            example.task_class if example else classification.task_class if classification else TaskClass.GENERAL
+        )
         budget = hints.budget or portfolio.routes[task_class.value].budget
         rule, reason = "explicit_model", f"caller asked for {spec.name}"
         model, fallbacks = spec.name, []
@@ -75,6 +84,8 @@ def decide(
         if hints.task_class is not None:
             task_class, rule = hints.task_class, "hint_class"
             reason = f"caller hinted task class {task_class.value}"
+        elif example is not None:
+            task_class, rule, reason = example.task_class, "example_match", _example_reason(example, classification)
         elif classification is None:
             task_class, rule, reason = TaskClass.GENERAL, "low_confidence", "no classification: safe route"
         elif classification.confidence < portfolio.routing.min_confidence:
@@ -126,6 +137,23 @@ def decide(
         scores={k: round(v, 4) for k, v in scores.items()},
         input_tokens_est=input_tokens,
     )
+
+
+EXAMPLE_QUOTE_CHARS = 60
+
+
+def _example_reason(example: ExampleMatch, classification: Classification | None) -> str:
+    """Quote the matched example (truncated) and its similarity, and what the classifier would have said."""
+    quote = " ".join(example.example.split())
+    if len(quote) > EXAMPLE_QUOTE_CHARS:
+        quote = quote[: EXAMPLE_QUOTE_CHARS - 1] + "…"
+    reason = (
+        f"matches your {example.task_class.value} example \"{quote}\" "
+        f"(similarity {example.similarity:.2f} >= {example.min_similarity:.2f})"
+    )
+    if classification is not None:
+        reason += f"; classifier said {classification.task_class.value} {classification.confidence:.2f}"
+    return reason
 
 
 def _rung_thresholds(threshold: Thresholds | None, task_class: str, n_models: int) -> Sequence[float]:

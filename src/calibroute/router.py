@@ -7,6 +7,7 @@ from typing import Any
 
 from .classify import load_classifier, load_difficulty
 from .classify.base import Classifier, DifficultyEstimator
+from .classify.examples import ExampleMatcher, matcher_from_settings
 from .config import Portfolio, load_portfolio
 from .errors import InputError
 from .policy import Thresholds, decide, ladder_thresholds
@@ -60,6 +61,8 @@ class Router:
         self.portfolio = portfolio
         self.classifier = classifier if classifier is not None else load_classifier(portfolio.routing.classifier)
         self.difficulty = difficulty if difficulty is not None else load_difficulty()
+        # Built once: the operator's labelled examples, featurized like the classifier featurizes prompts.
+        self.examples: ExampleMatcher | None = matcher_from_settings(portfolio.routing, self.classifier)
         self.level, self.threshold, self.rung_thresholds = self._calibrate()
 
     def _calibrate(self) -> tuple[float | None, float | None, dict[str, tuple[float, ...]]]:
@@ -128,9 +131,10 @@ class Router:
             self.portfolio.model(hints.model)  # unknown model fails before any work
         clipped = clip_for_classifier(text)
         classification = None if hints.task_class is not None else self.classifier.classify(clipped)
+        example = None if hints.task_class is not None or self.examples is None else self.examples.match(clipped)
         # A named model skips escalation, so its difficulty estimate would be wasted work.
         p_weak = None if hints.model is not None else self.difficulty.p_weak_suffices(clipped)
-        return decide(self.portfolio, classification, p_weak, self.thresholds, input_tokens, hints)
+        return decide(self.portfolio, classification, p_weak, self.thresholds, input_tokens, hints, example)
 
 
 def _share_below(threshold_for_share: Callable[[float], float], threshold: float) -> float:

@@ -38,6 +38,16 @@ class Classification:
 
 
 @dataclass(frozen=True)
+class ExampleMatch:
+    """The operator's labelled example closest to a prompt, at or above ``routing.example_min_similarity``."""
+
+    task_class: TaskClass
+    similarity: float  # cosine similarity of the hashed n-gram features, in (0, 1]
+    example: str
+    min_similarity: float
+
+
+@dataclass(frozen=True)
 class Hints:
     """Explicit caller choices that override or cap the routed decision."""
 
@@ -59,7 +69,7 @@ class Decision:
     fallbacks: list[str]
     budget: Budget
     estimated_cost_usd: float
-    rule: str  # which rule fired: classified, low_confidence, escalated, explicit_model, hint_class
+    rule: str  # which rule fired: classified, low_confidence, escalated, explicit_model, hint_class, example_match
     reason: str  # one human sentence
     scores: dict[str, float] = field(default_factory=dict)
     input_tokens_est: int = 0
