@@ -106,3 +106,50 @@ def test_empty_or_repeating_ladders_are_rejected(ladder):
     data["routes"]["REASONING"]["escalate_to"] = ladder
     with pytest.raises(ConfigError, match="routes.REASONING.escalate_to: .*distinct models"):
         parse_portfolio(yaml.safe_dump(data), "p.yaml")
+
+
+@pytest.mark.parametrize(
+    "examples, extra, expected",
+    [
+        ({"EASY": ["Fix the grammar: he go home"]}, {}, "routing.examples.EASY: Input should be 'SIMPLE', 'REASONING'"),
+        ({"SIMPLE": ["Fix the grammar: he go home", "   "]}, {}, "routing.examples.SIMPLE.1: an example must be a non-empty"),
+        ({"SIMPLE": "Fix the grammar"}, {}, "routing.examples.SIMPLE: Input should be a valid list"),
+        ({"SIMPLE": ["Solve 2x = 4"], "REASONING": ["solve  2x = 4"]}, {}, "is labelled both"),
+        ({}, {"example_min_similarity": 0}, "routing.example_min_similarity: Input should be greater than 0"),
+        ({}, {"example_min_similarity": 1.5}, "routing.example_min_similarity: Input should be less than or equal to 1"),
+        ({}, {"examples_file": "nope.jsonl"}, "routing.examples_file: file not found"),
+    ],
+)
+def test_bad_examples_are_rejected_with_file_line_and_field(tmp_path, examples, extra, expected):
+    data = default_data()
+    data["routing"].update(examples=examples, **extra)
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigError) as err:
+        load_portfolio(f)
+    assert expected in str(err.value)
+    assert str(err.value).startswith(f"{f}:")
+    line = int(str(err.value).removeprefix(f"{f}:").split(":")[0])
+    setting = str(err.value).split(": ")[1].split(".")[1]  # examples, examples_file, example_min_similarity
+    setting_line = next(i for i, text in enumerate(f.read_text().splitlines(), 1) if text.startswith(f"  {setting}:"))
+    assert setting_line <= line <= setting_line + 4  # the offending setting, or the offending item in it
+
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("not json", "not a JSON object"),
+        ('["SIMPLE", "x"]', "expected a JSON object with 'prompt' and 'task_class'"),
+        ('{"prompt": "", "task_class": "SIMPLE"}', "prompt: expected a non-empty string"),
+        ('{"prompt": "Solve x", "task_class": "simple"}', "task_class: got 'simple', expected one of SIMPLE"),
+    ],
+)
+def test_a_bad_examples_file_line_names_that_file_and_line(tmp_path, line, expected):
+    (tmp_path / "ex.jsonl").write_text('{"prompt": "Fix: he go", "task_class": "SIMPLE"}\n\n' + line + "\n")
+    data = default_data()
+    data["routing"]["examples_file"] = "ex.jsonl"
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as err:
+        load_portfolio(tmp_path / "p.yaml")
+    assert f"routing.examples_file: {tmp_path / 'ex.jsonl'}:3: {expected}" in str(err.value)

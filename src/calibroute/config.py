@@ -222,6 +222,12 @@ def read_examples_file(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
+def _field_error(loc: tuple[str | int, ...], msg: str, value: object) -> ValidationError:
+    """A validation error at ``loc`` (so the YAML line of that field is reported), with ``msg`` verbatim."""
+    detail = InitErrorDetails(type=PydanticCustomError("invalid_setting", msg), loc=loc, input=value)
+    return ValidationError.from_exception_data("RoutingSettings", [detail])
+
+
 class RoutingSettings(_Strict):
     """How the router turns a prompt into a route.
 
@@ -251,16 +257,15 @@ class RoutingSettings(_Strict):
         if self.examples_file is not None:
             try:
                 self._file_examples = read_examples_file(self.examples_file)
-            except ConfigError as exc:  # report it at routing.examples_file, with the JSONL file's own line
-                detail = InitErrorDetails(
-                    type=PydanticCustomError("examples_file", str(exc)), loc=("examples_file",), input=str(self.examples_file)
-                )
-                raise ValidationError.from_exception_data("RoutingSettings", [detail]) from None
+            except ConfigError as exc:  # reported at routing.examples_file, with the JSONL file's own line
+                raise _field_error(("examples_file",), str(exc), str(self.examples_file)) from None
+        inline = [(("examples", cls, i), cls, text) for cls, texts in self.examples.items() for i, text in enumerate(texts)]
+        from_file = [(("examples_file",), cls, text) for cls, text in self._file_examples]
         seen: dict[str, str] = {}
-        for cls, text in self.labelled_examples():
+        for loc, cls, text in inline + from_file:
             key = " ".join(text.lower().split())
             if seen.setdefault(key, cls) != cls:
-                raise ValueError(f"example {text[:60]!r} is labelled both {seen[key]} and {cls}")
+                raise _field_error(loc, f"example {text[:60]!r} is labelled both {seen[key]} and {cls}", text)
         return self
 
     def labelled_examples(self) -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ from importlib import import_module
 
 from ..errors import ArtifactError
 from .base import Classifier, DifficultyEstimator
+from .examples import ExampleMatcher, matcher_from_settings
 
 # name -> "module:factory"; factories take no arguments and load shipped artifacts.
 CLASSIFIERS: dict[str, str] = {
@@ -48,4 +49,13 @@ def load_difficulty(name: str = "default") -> DifficultyEstimator:
     return est
 
 
-__all__ = ["CLASSIFIERS", "DIFFICULTY", "Classifier", "DifficultyEstimator", "load_classifier", "load_difficulty"]
+__all__ = [
+    "CLASSIFIERS",
+    "DIFFICULTY",
+    "Classifier",
+    "DifficultyEstimator",
+    "ExampleMatcher",
+    "load_classifier",
+    "load_difficulty",
+    "matcher_from_settings",
+]
