@@ -246,7 +246,7 @@ class RoutingSettings(_Strict):
         default=None, description='JSONL of {"prompt": ..., "task_class": ...} lines; relative to the config file'
     )
     example_min_similarity: float = Field(
-        default=0.8, gt=0, le=1, description="cosine similarity (hashed n-gram features) an example match needs"
+        default=0.5, gt=0, le=1, description="cosine similarity (hashed n-gram features) an example match needs"
     )
     _file_examples: list[tuple[str, str]] = PrivateAttr(default_factory=list)
 

@@ -47,15 +47,17 @@ class ExampleMatcher:
         self.texts = [text for _, text in examples]
         self.classes = [TaskClass(cls) for cls, _ in examples]
         rows = [featurizer.sparse(text) for text in self.texts]
+        # Features are binary and L2-normalised (every value of a text is 1/sqrt(its bucket count)), so a cosine
+        # is (shared buckets) x (the prompt's value) x (the example's value): the index only needs bucket -> examples.
+        self._example_value = np.array([vals[0] if vals.size else 0.0 for _, vals in rows], dtype=np.float64)
         buckets = np.concatenate([idx for idx, _ in rows])
-        weights = np.concatenate([vals for _, vals in rows]).astype(np.float32)
-        owner = np.repeat(np.arange(len(rows), dtype=np.int64), [idx.size for idx, _ in rows])
+        owner = np.repeat(np.arange(len(rows), dtype=np.intp), [idx.size for idx, _ in rows])
         order = np.argsort(buckets, kind="stable")
-        buckets, self._post_example, self._post_weight = buckets[order], owner[order], weights[order]
+        buckets, self._postings = buckets[order], owner[order]
         # The inverted index: the buckets any example uses (sorted) and where each one's postings start.
         self._vocab, starts = np.unique(buckets, return_index=True)
-        self._starts = starts.astype(np.int64)
-        self._ends = np.append(self._starts[1:], buckets.size).astype(np.int64)
+        self._starts = starts.astype(np.intp)
+        self._lens = np.diff(np.append(self._starts, buckets.size)).astype(np.intp)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -65,17 +67,16 @@ class ExampleMatcher:
         idx, vals = self.featurizer.sparse(text)
         pos = np.searchsorted(self._vocab, idx)
         pos[pos == self._vocab.size] = 0
-        hit = self._vocab[pos] == idx
-        pos, qvals = pos[hit], vals[hit]
-        starts, lens = self._starts[pos], self._ends[pos] - self._starts[pos]
+        pos = pos[self._vocab[pos] == idx]
+        starts, lens = self._starts[pos], self._lens[pos]
         total = int(lens.sum())
         if total == 0:
             return np.zeros(len(self.texts), dtype=np.float32)
         # Every posting of every hit bucket, gathered without a Python loop.
         offsets = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(total)
-        contrib = np.repeat(qvals, lens) * self._post_weight[offsets]
-        sims: np.ndarray = np.bincount(self._post_example[offsets], weights=contrib, minlength=len(self.texts))
-        return sims.astype(np.float32)
+        shared = np.bincount(self._postings[offsets], minlength=len(self.texts))
+        sims: np.ndarray = (shared * (float(vals[0]) * self._example_value)).astype(np.float32)
+        return sims
 
     def match(self, text: str) -> ExampleMatch | None:
         """The most similar example if its similarity reaches ``min_similarity``, else None."""
