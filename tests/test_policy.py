@@ -122,3 +122,15 @@ def test_a_class_without_thresholds_never_escalates():
 )
 def test_rung_shares_spread_one_level_over_the_ladder(level, n_rungs, expected):
     assert rung_shares(level, n_rungs) == pytest.approx(expected)
+
+
+def test_example_match_beats_the_low_confidence_fallback_and_reports_its_similarity():
+    from calibroute.types import ExampleMatch
+
+    match = ExampleMatch(TaskClass.SIMPLE, 0.62, "Translate to German: good morning, how are you today?", 0.5)
+    d = decide(PORTFOLIO, cls(TaskClass.REASONING, 0.4), p_weak=0.9, threshold=0.3, input_tokens=100, example=match)
+    assert (d.task_class, d.rule, d.rules, d.confidence) == (TaskClass.SIMPLE, "example_match", ["example_match"], 0.62)
+    assert d.model == PORTFOLIO.routes["SIMPLE"].models[0] and d.scores == {"REASONING": 0.4}
+    assert 'SIMPLE example "Translate to German: good morning, how are you today?" (similarity 0.62 >= 0.50)' in d.reason
+    hinted = decide(PORTFOLIO, None, 0.9, 0.3, 100, Hints(task_class=TaskClass.OPEN_ENDED), example=match)
+    assert hinted.rule == "hint_class" and hinted.task_class is TaskClass.OPEN_ENDED and hinted.confidence == 1.0
