@@ -107,8 +107,10 @@ def similarity_profile(suite: Sequence[tuple[str, str]], k: int, thresholds: Seq
         best = int(np.argmax(sims))
         templated.append((float(sims[best]), matcher.classes[best].value == cls))
     lines = [
-        f"Best example similarity: distinct requests ({len(distinct)}, other fold as examples) vs same instruction with "
-        f"new material ({len(templated)} prompts that hand over material).",
+        (
+            f"Best example similarity: distinct requests ({len(distinct)}, other fold as examples) vs same instruction "
+            f"with new material ({len(templated)} prompts that hand over material)."
+        ),
         "",
         "| set | p50 | p90 | max | " + " | ".join(f">= {t:.2f} (right)" for t in thresholds) + " |",
         "|---|---:|---:|---:|" + "---:|" * len(thresholds),
