@@ -153,3 +153,39 @@ def test_a_bad_examples_file_line_names_that_file_and_line(tmp_path, line, expec
     with pytest.raises(ConfigError) as err:
         load_portfolio(tmp_path / "p.yaml")
     assert f"routing.examples_file: {tmp_path / 'ex.jsonl'}:3: {expected}" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ({"EASY": 0.5}, "routing.min_confidence.EASY: Input should be 'SIMPLE', 'REASONING', 'OPEN_ENDED', 'GENERAL' or 'default'"),
+        ({"SIMPLE": 0.8, "REASONING": 1.5}, "routing.min_confidence.REASONING: Input should be less than or equal to 1"),
+        ({"SIMPLE": "high"}, "routing.min_confidence.SIMPLE: Input should be a valid number"),
+        (-0.1, "routing.min_confidence: Input should be greater than or equal to 0"),
+        ("high", "routing.min_confidence: Input should be a valid number"),
+    ],
+)
+def test_bad_min_confidence_is_rejected_with_file_line_and_field(tmp_path, value, expected):
+    data = default_data()
+    data["routing"] = {"escalation": {"strong_share": 0.3}, "min_confidence": value}
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigError) as err:
+        load_portfolio(f)
+    message = str(err.value)
+    assert expected in message and message.count("Input should") == 1  # one error, for the form that was written
+    field = expected.split(":")[0]  # routing.min_confidence or routing.min_confidence.<KEY>
+    prefix = f"    {field.split('.')[2]}:" if field.count(".") == 2 else "  min_confidence:"
+    bad_line = next(i for i, text in enumerate(f.read_text().splitlines(), 1) if text.startswith(prefix))
+    assert message.startswith(f"{f}:{bad_line}: ")
+
+
+def test_min_confidence_accepts_one_number_or_one_per_class():
+    data = default_data()
+    data["routing"]["min_confidence"] = 0.6
+    assert parse_portfolio(yaml.safe_dump(data)).routing.threshold_for("SIMPLE") == 0.6
+    data["routing"]["min_confidence"] = {"SIMPLE": 0.8, "REASONING": 0.5, "default": 0.65}
+    routing = parse_portfolio(yaml.safe_dump(data)).routing
+    assert [routing.threshold_for(c) for c in ("SIMPLE", "REASONING", "OPEN_ENDED", "GENERAL")] == [0.8, 0.5, 0.65, 0.65]
+    data["routing"]["min_confidence"] = {"REASONING": 0.5}
+    assert parse_portfolio(yaml.safe_dump(data)).routing.threshold_for("OPEN_ENDED") == 0.70

@@ -134,3 +134,45 @@ def test_example_match_beats_the_low_confidence_fallback_and_reports_its_similar
     assert 'SIMPLE example "Translate to German: good morning, how are you today?" (similarity 0.62 >= 0.50)' in d.reason
     hinted = decide(PORTFOLIO, None, 0.9, 0.3, 100, Hints(task_class=TaskClass.OPEN_ENDED), example=match)
     assert hinted.rule == "hint_class" and hinted.task_class is TaskClass.OPEN_ENDED and hinted.confidence == 1.0
+
+
+def with_min_confidence(min_confidence: object):
+    from calibroute.config import RoutingSettings
+
+    return PORTFOLIO.model_copy(update={"routing": RoutingSettings(min_confidence=min_confidence)})
+
+
+PER_CLASS = {"SIMPLE": 0.75, "REASONING": 0.55, "default": 0.65}
+
+
+@pytest.mark.parametrize(
+    "task, conf, expected_class, expected_bar",
+    [
+        (TaskClass.REASONING, 0.58, TaskClass.REASONING, "0.55"),  # routed: REASONING's own bar is lower
+        (TaskClass.REASONING, 0.53, TaskClass.GENERAL, "0.55"),
+        (TaskClass.SIMPLE, 0.72, TaskClass.GENERAL, "0.75"),  # same confidence would pass a global 0.70
+        (TaskClass.SIMPLE, 0.80, TaskClass.SIMPLE, "0.75"),
+        (TaskClass.OPEN_ENDED, 0.64, TaskClass.GENERAL, "0.65"),  # not listed: the default key
+        (TaskClass.OPEN_ENDED, 0.66, TaskClass.OPEN_ENDED, "0.65"),
+    ],
+)
+def test_per_class_min_confidence_applies_the_predicted_class_threshold(task, conf, expected_class, expected_bar):
+    d = decide(with_min_confidence(PER_CLASS), cls(task, conf), p_weak=None, threshold=None, input_tokens=10)
+    assert d.task_class is expected_class
+    assert d.rule == ("classified" if expected_class is task else "low_confidence")
+    assert f"{conf:.2f} {'>=' if expected_class is task else '<'} {expected_bar} ({task.value} threshold)" in d.reason
+
+
+def test_per_class_min_confidence_without_default_uses_070_for_unlisted_classes():
+    p = with_min_confidence({"REASONING": 0.5})
+    assert decide(p, cls(TaskClass.SIMPLE, 0.69), None, None, 10).task_class is TaskClass.GENERAL
+    assert decide(p, cls(TaskClass.SIMPLE, 0.70), None, None, 10).task_class is TaskClass.SIMPLE
+    assert decide(p, cls(TaskClass.REASONING, 0.51), None, None, 10).task_class is TaskClass.REASONING
+
+
+def test_a_single_min_confidence_still_applies_to_every_class_and_names_no_class():
+    p = with_min_confidence(0.6)
+    for task in (TaskClass.SIMPLE, TaskClass.REASONING, TaskClass.OPEN_ENDED):
+        assert decide(p, cls(task, 0.59), None, None, 10).task_class is TaskClass.GENERAL
+        d = decide(p, cls(task, 0.61), None, None, 10)
+        assert d.task_class is task and d.reason == f"classified {task.value} with confidence 0.61 >= 0.60"

@@ -19,8 +19,10 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -228,6 +230,25 @@ def _field_error(loc: tuple[str | int, ...], msg: str, value: object) -> Validat
     return ValidationError.from_exception_data("RoutingSettings", [detail])
 
 
+DEFAULT_MIN_CONFIDENCE = 0.70
+Confidence = Annotated[float, Field(ge=0, le=1)]
+ThresholdKey = Literal["SIMPLE", "REASONING", "OPEN_ENDED", "GENERAL", "default"]
+_PER_CLASS, _GLOBAL = "per_class", "global"  # union tags: dropped from error locations (see parse_portfolio)
+
+
+def _min_confidence_kind(value: object) -> str:
+    return _PER_CLASS if isinstance(value, dict) else _GLOBAL
+
+
+# One threshold for every class, or one per *predicted* class (classes differ in how precise their
+# confident predictions are); classes not listed use ``default``, else DEFAULT_MIN_CONFIDENCE.
+# Tagged so a bad value reports one error for the form that was written, not one per form.
+MinConfidence = Annotated[
+    Annotated[Confidence, Tag(_GLOBAL)] | Annotated[dict[ThresholdKey, Confidence], Tag(_PER_CLASS)],
+    Discriminator(_min_confidence_kind),
+]
+
+
 class RoutingSettings(_Strict):
     """How the router turns a prompt into a route.
 
@@ -236,7 +257,10 @@ class RoutingSettings(_Strict):
     ``score_threshold``) takes that example's class, ahead of the classifier.
     """
 
-    min_confidence: float = Field(default=0.70, ge=0, le=1, description="below this, use the GENERAL route")
+    min_confidence: MinConfidence = Field(
+        default=DEFAULT_MIN_CONFIDENCE,
+        description="below this classifier confidence, use the GENERAL route; one number, or one per predicted class",
+    )
     escalation: Escalation = Escalation()
     classifier: str = "default"
     examples: dict[TaskClassName, list[ExampleText]] = Field(
@@ -267,6 +291,12 @@ class RoutingSettings(_Strict):
             if seen.setdefault(key, cls) != cls:
                 raise _field_error(loc, f"example {text[:60]!r} is labelled both {seen[key]} and {cls}", text)
         return self
+
+    def threshold_for(self, task_class: str) -> float:
+        """The ``min_confidence`` that applies when the classifier predicts ``task_class``."""
+        if isinstance(self.min_confidence, float):
+            return self.min_confidence
+        return self.min_confidence.get(task_class, self.min_confidence.get("default", DEFAULT_MIN_CONFIDENCE))
 
     def labelled_examples(self) -> list[tuple[str, str]]:
         """Every ``(task_class, prompt)`` example: the inline ones, then the file's, in order."""
@@ -323,6 +353,7 @@ class Portfolio(_Strict):
 
 
 DEFAULT_PORTFOLIO = "default_portfolio.yaml"
+_NOT_FIELDS = {"[key]", _PER_CLASS, _GLOBAL}  # pydantic location parts that name no YAML field
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
@@ -360,7 +391,7 @@ def parse_portfolio(text: str, source: str = "<string>", base_dir: Path | None =
         return Portfolio.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p == "[key]")))
+        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in _NOT_FIELDS)))
         field = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_of(node, loc)
         where = f":{line}" if line else ""

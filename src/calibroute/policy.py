@@ -59,7 +59,8 @@ def decide(
     2. hint_class: the caller gave the task class (e.g. a ``domain`` hint) -> skip the classifier.
     3. example_match: the prompt is close to one of the operator's labelled examples
        (``routing.examples``) -> that example's class; confidence is the similarity.
-    4. low_confidence: classifier confidence below ``routing.min_confidence`` -> GENERAL, the safe route.
+    4. low_confidence: classifier confidence below ``routing.min_confidence`` (the threshold of the
+       *predicted* class when it is set per class) -> GENERAL, the safe route.
     5. escalated: P(cheaper model suffices) below the calibrated threshold -> the route's stronger model;
        with a ladder, one rung up per threshold crossed (rung k needs P < t_k, t_1 > t_2 > ...).
     6. classified: the route's first model with the route's budget.
@@ -88,15 +89,18 @@ def decide(
             task_class, rule, reason = example.task_class, "example_match", _example_reason(example, classification)
         elif classification is None:
             task_class, rule, reason = TaskClass.GENERAL, "low_confidence", "no classification: safe route"
-        elif classification.confidence < portfolio.routing.min_confidence:
+        elif classification.confidence < (bar := portfolio.routing.threshold_for(classification.task_class.value)):
             task_class, rule = TaskClass.GENERAL, "low_confidence"
             reason = (
                 f"classifier said {classification.task_class.value} with confidence "
-                f"{classification.confidence:.2f} < {portfolio.routing.min_confidence:.2f}: safe route GENERAL"
+                f"{classification.confidence:.2f} < {bar:.2f}{_bar_name(portfolio, classification)}: safe route GENERAL"
             )
         else:
             task_class, rule = classification.task_class, "classified"
-            reason = f"classified {task_class.value} with confidence {classification.confidence:.2f}"
+            reason = (
+                f"classified {task_class.value} with confidence {classification.confidence:.2f} "
+                f">= {bar:.2f}{_bar_name(portfolio, classification)}"
+            )
         route = portfolio.routes[task_class.value]
         model, fallbacks, budget = route.models[0], list(route.models[1:]), route.budget
         ladder = route.ladder
@@ -137,6 +141,12 @@ def decide(
         scores={k: round(v, 4) for k, v in scores.items()},
         input_tokens_est=input_tokens,
     )
+
+
+def _bar_name(portfolio: Portfolio, classification: Classification) -> str:
+    """' (REASONING threshold)' when thresholds are per class: says which one applied."""
+    per_class = not isinstance(portfolio.routing.min_confidence, float)
+    return f" ({classification.task_class.value} threshold)" if per_class else ""
 
 
 EXAMPLE_QUOTE_CHARS = 60

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..config import Budget
+from ..config import TASK_CLASSES, Budget, RoutingSettings
 from ..router import Router
 from ..types import Decision
 
@@ -28,11 +28,19 @@ def _short(budget: Budget) -> str:
     return f"{k(budget.max_output_tokens)}{think}{' ' + budget.effort if budget.effort else ''}"
 
 
-def _class_cell(d: Decision, min_confidence: float) -> str:
-    if d.confidence < min_confidence and d.scores:
+def _class_cell(d: Decision, routing: RoutingSettings) -> str:
+    """The routed class, or for a low-confidence fallback the class it was unsure of and that class's threshold."""
+    if d.rules[0] == "low_confidence" and d.scores:
         top = max(d.scores, key=d.scores.__getitem__)
-        return f"GENERAL (unsure: {top} {d.confidence:.2f})"
+        return f"GENERAL (unsure: {top} {d.confidence:.2f} < {routing.threshold_for(top):.2f})"
     return f"{d.task_class.value} ({d.confidence:.2f})"
+
+
+def _thresholds(routing: RoutingSettings) -> str:
+    """'0.7', or the per-class thresholds: 'SIMPLE 0.75, REASONING 0.55, ...'."""
+    if isinstance(routing.min_confidence, float):
+        return f"{routing.min_confidence}"
+    return ", ".join(f"{c} {routing.threshold_for(c):.2f}" for c in TASK_CLASSES if c != "GENERAL")
 
 
 def demo(config: Annotated[Optional[str], typer.Option("--config", "-c", envvar="CALIBROUTE_CONFIG")] = None) -> None:
@@ -49,7 +57,7 @@ def demo(config: Annotated[Optional[str], typer.Option("--config", "-c", envvar=
         item = json.loads(line)
         d = router.decide(prompt=item["prompt"])
         prompt = item["prompt"] if len(item["prompt"]) <= 40 else item["prompt"][:39] + "…"
-        table.add_row(prompt, _class_cell(d, router.portfolio.routing.min_confidence), d.model, _short(d.budget), f"{d.estimated_cost_usd:.4f}")
+        table.add_row(prompt, _class_cell(d, router.portfolio.routing), d.model, _short(d.budget), f"{d.estimated_cost_usd:.4f}")
         routed += d.estimated_cost_usd
         # Baseline: the largest model with the same token budget: isolates the saving of model choice.
         baseline += largest.cost_usd(d.input_tokens_est, d.budget.max_output_tokens)
@@ -57,7 +65,7 @@ def demo(config: Annotated[Optional[str], typer.Option("--config", "-c", envvar=
     console.print(table)
     console.print(
         "Rows marked 'unsure' fell back to the safe GENERAL route: the classifier's confidence was below "
-        f"routing.min_confidence ({router.portfolio.routing.min_confidence})."
+        f"routing.min_confidence ({_thresholds(router.portfolio.routing)})."
     )
     console.print(
         f"Upper-bound cost of these {len(text.splitlines())} requests: calibrated ${routed:.4f} vs "
