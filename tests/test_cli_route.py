@@ -99,3 +99,24 @@ def test_demo_routes_the_samples_and_reports_savings():
     assert result.exit_code == 0, result.output
     assert "REASONING" in result.output and "OPEN_ENDED" in result.output
     assert "less)" in result.output
+
+
+def test_per_class_min_confidence_config_routes_by_the_predicted_class_threshold(tmp_path):
+    from importlib import resources
+
+    import yaml
+
+    from calibroute.config import DEFAULT_PORTFOLIO
+
+    data = yaml.safe_load(resources.files("calibroute.data").joinpath(DEFAULT_PORTFOLIO).read_text("utf-8"))
+    data["routing"]["min_confidence"] = {"SIMPLE": 0.35, "REASONING": 0.95}  # stubs: 0.9 on a keyword, SIMPLE 0.4 else
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump(data))
+    result = runner.invoke(app, ["route", "--json", "--config", str(f), "Prove that 2 is prime"])
+    data_out = json.loads(result.output)
+    assert data_out["task_class"] == "GENERAL" and "0.90 < 0.95 (REASONING threshold)" in data_out["reason"]
+    result = runner.invoke(app, ["route", "--json", "--config", str(f), "What time is it in Lima?"])
+    assert json.loads(result.output)["task_class"] == "SIMPLE"
+    result = runner.invoke(app, ["demo", "--config", str(f)])
+    assert result.exit_code == 0, result.output
+    assert "routing.min_confidence (SIMPLE 0.35, REASONING 0.95, OPEN_ENDED 0.70)" in " ".join(result.output.split())
