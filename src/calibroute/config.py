@@ -296,7 +296,8 @@ class RoutingSettings(_Strict):
         """The ``min_confidence`` that applies when the classifier predicts ``task_class``."""
         if isinstance(self.min_confidence, float):
             return self.min_confidence
-        return self.min_confidence.get(task_class, self.min_confidence.get("default", DEFAULT_MIN_CONFIDENCE))
+        per_class: dict[str, float] = {str(key): bar for key, bar in self.min_confidence.items()}
+        return per_class.get(task_class, per_class.get("default", DEFAULT_MIN_CONFIDENCE))
 
     def labelled_examples(self) -> list[tuple[str, str]]:
         """Every ``(task_class, prompt)`` example: the inline ones, then the file's, in order."""
