@@ -139,8 +139,8 @@ def test_bad_examples_are_rejected_with_file_line_and_field(tmp_path, examples, 
 @pytest.mark.parametrize(
     "line, expected",
     [
-        ("not json", "not a JSON object"),
-        ('["SIMPLE", "x"]', "expected a JSON object with 'prompt' and 'task_class'"),
+        ("not json", "invalid JSON"),
+        ('["SIMPLE", "x"]', "expected a JSON object"),
         ('{"prompt": "", "task_class": "SIMPLE"}', "prompt: expected a non-empty string"),
         ('{"prompt": "Solve x", "task_class": "simple"}', "task_class: got 'simple', expected one of SIMPLE"),
     ],
@@ -152,7 +152,7 @@ def test_a_bad_examples_file_line_names_that_file_and_line(tmp_path, line, expec
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError) as err:
         load_portfolio(tmp_path / "p.yaml")
-    assert f"routing.examples_file: {tmp_path / 'ex.jsonl'}:3: {expected}" in str(err.value)
+    assert f"routing.examples_file: {tmp_path / 'ex.jsonl'}: row 3: {expected}" in str(err.value)
 
 
 @pytest.mark.parametrize(

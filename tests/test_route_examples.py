@@ -111,6 +111,14 @@ def test_examples_file_adds_to_inline_examples_relative_to_the_config(tmp_path):
     assert routing.labelled_examples() == [("OPEN_ENDED", "Write a haiku about rain"), *((r["task_class"], r["prompt"]) for r in rows)]
 
 
+def test_examples_file_may_be_csv(tmp_path):
+    (tmp_path / "mine.csv").write_text('prompt,task_class\n"Translate to German: good morning, friends",SIMPLE\n')
+    data = yaml.safe_load(DEFAULT.read_text())
+    data["routing"]["examples_file"] = "mine.csv"
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(data))
+    assert load_portfolio(tmp_path / "p.yaml").routing.labelled_examples() == [("SIMPLE", "Translate to German: good morning, friends")]
+
+
 def test_custom_classifiers_get_the_shipped_lexical_featurization():
     from calibroute.classify.linear import lexical
 

@@ -7,7 +7,6 @@ calibrated default shipped in ``calibroute/data/default_portfolio.yaml``.
 
 from __future__ import annotations
 
-import json
 import os
 from enum import Enum
 from importlib import resources
@@ -197,30 +196,23 @@ ExampleText = Annotated[str, AfterValidator(_not_blank)]
 
 
 def read_examples_file(path: Path) -> list[tuple[str, str]]:
-    """``(task_class, prompt)`` pairs from a JSONL file of ``{"prompt": ..., "task_class": ...}`` lines.
-
-    Raises ConfigError naming the file and line of the first bad line; blank lines are skipped.
+    """``(task_class, prompt)`` pairs from a file of ``prompt`` / ``task_class`` records (JSONL, CSV or Parquet,
+    by extension, read by ``tabular.read_records``). Raises ConfigError naming the file and row of the first bad one.
     """
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read examples: {exc}") from None
+    from .errors import DataError
+    from .tabular import read_records
+
     pairs: list[tuple[str, str]] = []
-    for no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{no}: not a JSON object: {exc.msg}") from None
-        if not isinstance(row, dict):
-            raise ConfigError(f"{path}:{no}: expected a JSON object with 'prompt' and 'task_class'")
-        prompt, task_class = row.get("prompt"), row.get("task_class")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ConfigError(f"{path}:{no}: prompt: expected a non-empty string")
-        if task_class not in TASK_CLASSES:
-            raise ConfigError(f"{path}:{no}: task_class: got {task_class!r}, expected one of {', '.join(TASK_CLASSES)}")
-        pairs.append((task_class, prompt))
+    try:
+        for row_no, row in read_records(path, ("prompt", "task_class")):
+            prompt, task_class = row.get("prompt"), row.get("task_class")
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise ConfigError(f"{path}: row {row_no}: prompt: expected a non-empty string")
+            if task_class not in TASK_CLASSES:
+                raise ConfigError(f"{path}: row {row_no}: task_class: got {task_class!r}, expected one of {', '.join(TASK_CLASSES)}")
+            pairs.append((str(task_class), prompt))
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
     return pairs
 
 
@@ -267,7 +259,7 @@ class RoutingSettings(_Strict):
         default_factory=dict, description="task class -> your own requests of that class; a close match decides the class"
     )
     examples_file: Path | None = Field(
-        default=None, description='JSONL of {"prompt": ..., "task_class": ...} lines; relative to the config file'
+        default=None, description="prompt / task_class records (JSONL, CSV or Parquet); relative to the config file"
     )
     example_min_similarity: float = Field(
         default=0.5, gt=0, le=1, description="cosine similarity (hashed n-gram features) an example match needs"
@@ -281,7 +273,7 @@ class RoutingSettings(_Strict):
         if self.examples_file is not None:
             try:
                 self._file_examples = read_examples_file(self.examples_file)
-            except ConfigError as exc:  # reported at routing.examples_file, with the JSONL file's own line
+            except ConfigError as exc:  # reported at routing.examples_file, with the examples file's own row
                 raise _field_error(("examples_file",), str(exc), str(self.examples_file)) from None
         inline = [(("examples", cls, i), cls, text) for cls, texts in self.examples.items() for i, text in enumerate(texts)]
         from_file = [(("examples_file",), cls, text) for cls, text in self._file_examples]
