@@ -8,11 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from stubs import KeywordClassifier, LengthDifficulty
 
 from calibroute import Hints, Router, TaskClass
-from calibroute.classify.examples import SHIPPED_FEATURIZER, ExampleMatcher, featurizer_of
+from calibroute.classify.examples import (
+    SHIPPED_FEATURIZER,
+    ExampleMatcher,
+    featurizer_of,
+)
 from calibroute.config import load_portfolio, parse_portfolio
-from stubs import KeywordClassifier, LengthDifficulty
 
 DEFAULT = Path(__file__).parents[1] / "src/calibroute/data/default_portfolio.yaml"
 INVOICE = "Summarize the invoice and prove the total: 3 x widgets at $12.50, shipping $9.00"

@@ -60,7 +60,7 @@ class Budget(_Strict):
     effort: Effort | None = None
 
     @model_validator(mode="after")
-    def _thinking_fits(self) -> "Budget":
+    def _thinking_fits(self) -> Budget:
         if self.thinking_budget_tokens is not None and self.thinking_budget_tokens >= self.max_output_tokens:
             raise ValueError("thinking_budget_tokens must be below max_output_tokens")
         return self
@@ -108,7 +108,7 @@ class ModelSpec(_Strict):
     reasoning: ReasoningControl = ReasoningControl.NONE
 
     @model_validator(mode="after")
-    def _active_le_total(self) -> "ModelSpec":
+    def _active_le_total(self) -> ModelSpec:
         if self.total_params_b and self.active_params_b and self.active_params_b > self.total_params_b:
             raise ValueError("active_params_b cannot exceed total_params_b")
         return self
@@ -180,7 +180,7 @@ class Escalation(_Strict):
     _resolve = field_validator("reference_prompts")(_resolve_path)
 
     @model_validator(mode="after")
-    def _cost_needs_traffic(self) -> "Escalation":
+    def _cost_needs_traffic(self) -> Escalation:
         if self.max_avg_cost_usd is not None and self.threshold is None and self.reference_prompts is None:
             raise ValueError("max_avg_cost_usd needs reference_prompts (the traffic the cap is averaged over)")
         return self
@@ -269,7 +269,7 @@ class RoutingSettings(_Strict):
     _resolve_examples_file = field_validator("examples_file")(_resolve_path)
 
     @model_validator(mode="after")
-    def _examples_agree(self) -> "RoutingSettings":
+    def _examples_agree(self) -> RoutingSettings:
         if self.examples_file is not None:
             try:
                 self._file_examples = read_examples_file(self.examples_file)
@@ -304,7 +304,7 @@ class Portfolio(_Strict):
     routing: RoutingSettings = RoutingSettings()
 
     @model_validator(mode="after")
-    def _references_resolve(self) -> "Portfolio":
+    def _references_resolve(self) -> Portfolio:
         names = [m.name for m in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
