@@ -15,12 +15,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from servers import free_port, serve_in_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-
-from servers import free_port, serve_in_thread
 
 THINK_TOKEN = "hm "  # one estimated token per thinking delta
 ANSWER = "The answer is 42."
@@ -106,6 +105,29 @@ class FakeModel:
         if include_usage and self.send_usage:
             yield event([], usage=usage)
         yield b"data: [DONE]\n\n"
+
+
+def with_backend(spec: Any, call: Any) -> Any:
+    """Run ``await call(backend)`` on a fresh OpenAICompatBackend for ``spec``; the backend is always closed."""
+    from calibroute.backends.openai_compat import OpenAICompatBackend
+
+    async def go() -> Any:
+        b = OpenAICompatBackend(spec)
+        try:
+            return await call(b)
+        finally:
+            await b.aclose()
+
+    return asyncio.run(go())
+
+
+async def stream_text(b: Any, body: dict[str, Any] | None = None) -> str:
+    """The content of a streamed answer to ``body`` (default: one user message), joined."""
+    s = await b.open_stream(dict(body or {"messages": [{"role": "user", "content": "hi"}]}))
+    try:
+        return "".join([(ev.data["choices"][0]["delta"].get("content") or "") async for ev in s if ev.data["choices"]])
+    finally:
+        await s.aclose()
 
 
 def _words(text: str) -> list[str]:

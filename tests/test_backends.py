@@ -7,12 +7,23 @@ import json
 from typing import Any
 
 import pytest
-from fake_backend import FakeModel, dead_url, serve_models
+from fake_backend import FakeModel, dead_url, serve_models, stream_text, with_backend
 
-from calibroute.backends import BACKENDS, RateLimited, UpstreamRejected, backend_factory, build_backends
+from calibroute.backends import (
+    BACKENDS,
+    RateLimited,
+    UpstreamRejected,
+    backend_factory,
+    build_backends,
+)
 from calibroute.backends.openai_compat import OpenAICompatBackend
 from calibroute.config import ModelSpec, parse_portfolio
-from calibroute.errors import BackendError, BackendTimeout, BackendUnavailable, ConfigError
+from calibroute.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    ConfigError,
+)
 
 MSG = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -37,22 +48,7 @@ def spec(url: str, **backend: Any) -> ModelSpec:
 
 
 def run(url: str, call, **backend: Any):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
-        b = OpenAICompatBackend(spec(url, **backend))
-        try:
-            return await call(b)
-        finally:
-            await b.aclose()
-
-    return asyncio.run(go())
-
-
-async def stream_text(b: OpenAICompatBackend) -> str:
-    s = await b.open_stream(dict(MSG))
-    try:
-        return "".join([(ev.data["choices"][0]["delta"].get("content") or "") async for ev in s if ev.data["choices"]])
-    finally:
-        await s.aclose()
+    return with_backend(spec(url, **backend), call)
 
 
 def test_complete_sends_the_served_model_name(server, fake):

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import trustme
-from fake_backend import FakeModel
+from fake_backend import FakeModel, stream_text, with_backend
 from openai import OpenAI
 from servers import serve_in_thread
 
-from calibroute.backends.openai_compat import OpenAICompatBackend
 from calibroute.config import ModelSpec
 from calibroute.errors import BackendUnavailable
 
@@ -41,28 +38,10 @@ def trusted(ca, tmp_path, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
 
 
-def backend(url: str) -> OpenAICompatBackend:
-    return OpenAICompatBackend(ModelSpec.model_validate(
-        {"name": "m", "backend": {"base_url": url + "/v1", "connect_timeout_s": 5}, "input_usd_per_mtok": 1, "output_usd_per_mtok": 2}))
-
-
 def run(url: str, call):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
-        b = backend(url)
-        try:
-            return await call(b)
-        finally:
-            await b.aclose()
-
-    return asyncio.run(go())
-
-
-async def stream_text(b: OpenAICompatBackend) -> str:
-    s = await b.open_stream(dict(MSG))
-    try:
-        return "".join([(ev.data["choices"][0]["delta"].get("content") or "") async for ev in s if ev.data["choices"]])
-    finally:
-        await s.aclose()
+    spec = ModelSpec.model_validate({"name": "m", "backend": {"base_url": url + "/v1", "connect_timeout_s": 5},
+                                     "input_usd_per_mtok": 1, "output_usd_per_mtok": 2})
+    return with_backend(spec, call)
 
 
 def test_https_upstream_with_a_private_ca_in_ssl_cert_file_answers(https_url, trusted):
