@@ -92,37 +92,17 @@ def seen_group_predictions(cache: FeatureCache, tr: np.ndarray, te: np.ndarray, 
     return pred
 
 
-def quota_split(rows: list[Example], test_share: float = 0.25, seed: int = 0) -> tuple[list[Example], list[Example]]:
-    """A diagnostic alternative to ``grouped_split`` (not shipped): whole groups still go to test, but a group
-    already held out for one label counts towards every (source, label) quota it covers, so sources whose
-    groups mix labels (ExpertQA fields) are held out at about ``test_share`` instead of 1 - (1 - share)^labels."""
-    rng = random.Random(seed)
-    by_key: dict[tuple[str, str], set[str]] = {}
-    for ex in rows:
-        by_key.setdefault((ex.source, ex.label), set()).add(ex.group)
-    test_groups: set[str] = set()
-    for key in sorted(by_key):
-        groups = sorted(by_key[key])
-        if len(groups) < 2:
-            continue
-        rng.shuffle(groups)
-        want = max(1, round(len(groups) * test_share))
-        have = sum(g in test_groups for g in groups)
-        test_groups.update([g for g in groups if g not in test_groups][: max(0, want - have)])
-    return [ex for ex in rows if ex.group not in test_groups], [ex for ex in rows if ex.group in test_groups]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--folds", type=int, default=3, help="0: skip the seen-groups upper bound")
     ap.add_argument("--split", choices=("shipped", "quota"), default="shipped",
-                    help="quota: the diagnostic split in quota_split (ExpertQA held out at ~25%%)")
+                    help="quota: grouped_split(count_shared=True), ExpertQA held out at ~25%%")
     args = ap.parse_args()
     cfg = TrainConfig()
     rows = load_training_rows(args.data or data_root(), cfg)
     cache = FeatureCache(rows, cfg.featurizer(), None)
-    train, test = (quota_split if args.split == "quota" else grouped_split)(rows, 0.25, seed=cfg.seed)
+    train, test = grouped_split(rows, 0.25, seed=cfg.seed, count_shared=args.split == "quota")
     pos = {id(ex): i for i, ex in enumerate(rows)}
     tr = np.asarray([pos[id(ex)] for ex in train])
     te = np.asarray([pos[id(ex)] for ex in test])

@@ -294,3 +294,14 @@ def test_misroute_suite_has_few_severe_misroutes_at_the_routers_threshold():
         if result.confidence >= threshold and (row["expected"], result.task_class.value) in SEVERE:
             severe.append(row["prompt"])
     assert len(severe) <= SUITE_MAX_SEVERE, severe
+
+
+def test_grouped_split_holds_whole_groups_out_and_count_shared_keeps_mixed_sources_near_the_share():
+    """Groups mixing three labels: drawn per label they pile up in test; counted once they stay near the share."""
+    rows = [Example(f"{g} {label} {i}", label, "mixed", f"field{g}") for g in range(20)
+            for label in ("SIMPLE", "OPEN_ENDED", "GENERAL") for i in range(2)]
+    for count_shared in (False, True):
+        train, test = grouped_split(rows, 0.25, seed=0, count_shared=count_shared)
+        assert not {ex.group for ex in train} & {ex.group for ex in test}
+        held_out = len({ex.group for ex in test}) / 20
+        assert (held_out == 0.25) if count_shared else (held_out > 0.4)

@@ -226,8 +226,16 @@ def balance(rows: list[Example], cap: int, seed: int = 0) -> list[Example]:
     return out
 
 
-def grouped_split(rows: list[Example], test_share: float = 0.25, seed: int = 0) -> tuple[list[Example], list[Example]]:
-    """Whole groups go to test; every (source, label) with 2+ groups gives some groups to test."""
+def grouped_split(
+    rows: list[Example], test_share: float = 0.25, seed: int = 0, count_shared: bool = False
+) -> tuple[list[Example], list[Example]]:
+    """Whole groups go to test; every (source, label) with 2+ groups gives some groups to test.
+
+    Each (source, label) draws ``test_share`` of its groups independently, so a source whose groups
+    mix labels (ExpertQA fields) ends up with more than that share held out. ``count_shared`` (a
+    diagnostic, not the shipped split) lets a group already held out for one label count towards
+    the quota of every label it covers, which holds such sources out at about ``test_share``.
+    """
     rng = random.Random(seed)
     by_key: dict[tuple[str, str], list[str]] = defaultdict(list)
     for ex in rows:
@@ -239,7 +247,11 @@ def grouped_split(rows: list[Example], test_share: float = 0.25, seed: int = 0) 
         if len(groups) < 2:
             continue
         rng.shuffle(groups)
-        test_groups.update(groups[: max(1, round(len(groups) * test_share))])
+        want = max(1, round(len(groups) * test_share))
+        if count_shared:
+            want -= sum(g in test_groups for g in groups)
+            groups = [g for g in groups if g not in test_groups]
+        test_groups.update(groups[: max(0, want)])
     train = [ex for ex in rows if ex.group not in test_groups]
     test = [ex for ex in rows if ex.group in test_groups]
     return train, test
