@@ -153,7 +153,7 @@ class HashedFeaturizer:
         in handed-over material still shares that one pass.
         """
         if self.payload_numbers:
-            return _sparse_memo(replace(self, payload_numbers=False), mark_payload_numbers(text))
+            return _sparse_memo(_unmarked(self), _marked(text))
         return _sparse_memo(self, text)
 
     def _sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -204,6 +204,19 @@ class HashedFeaturizer:
         idx, vals = self.sparse(text)
         out: np.ndarray = vals @ weights[idx] + bias
         return out
+
+
+@lru_cache(maxsize=8)
+def _marked(text: str) -> str:
+    """``mark_payload_numbers``, memoised like the features: the classifier and the example matcher ask for the
+    same prompt in one request, and marking a long payload costs as much as a feature-memo lookup many times over."""
+    return mark_payload_numbers(text)
+
+
+@lru_cache(maxsize=4)
+def _unmarked(featurizer: HashedFeaturizer) -> HashedFeaturizer:
+    """The same configuration without payload marking (it hashes text that ``_marked`` already marked)."""
+    return replace(featurizer, payload_numbers=False)
 
 
 @lru_cache(maxsize=8)
