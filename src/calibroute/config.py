@@ -219,7 +219,7 @@ def read_examples_file(path: Path) -> list[tuple[str, str]]:
 def _field_error(loc: tuple[str | int, ...], msg: str, value: object) -> ValidationError:
     """A validation error at ``loc`` (so the YAML line of that field is reported), with ``msg`` verbatim."""
     detail = InitErrorDetails(type=PydanticCustomError("invalid_setting", msg), loc=loc, input=value)
-    return ValidationError.from_exception_data("RoutingSettings", [detail])
+    return ValidationError.from_exception_data("calibroute portfolio", [detail])
 
 
 DEFAULT_MIN_CONFIDENCE = 0.70
@@ -322,8 +322,7 @@ class Portfolio(_Strict):
             for where, ref in refs:
                 if ref not in known:
                     msg = f"route {cls} names unknown model {ref!r}; known: {', '.join(sorted(known))}"
-                    detail = InitErrorDetails(type=PydanticCustomError("unknown_model", msg), loc=("routes", cls, *where), input=ref)
-                    raise ValidationError.from_exception_data("Portfolio", [detail])
+                    raise _field_error(("routes", cls, *where), msg, ref)
         for alias, target in self.aliases.items():
             if alias in known:
                 raise ValueError(f"alias {alias!r} shadows a model name")
