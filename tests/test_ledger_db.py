@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, inspect, select, text
 from calibroute.errors import ConfigError
 from calibroute.ledger import LedgerRow, open_ledger
 from calibroute.ledger import tables
-from calibroute.ledger.migrations import applied_migrations
+from calibroute.ledger.migrations import MIGRATIONS, applied_migrations
 from calibroute.ledger.store import resolve_url
 
 PG_ENV = "CALIBROUTE_TEST_PG_URL"
@@ -67,7 +67,7 @@ def test_open_creates_schema_and_records_migration_once(ledger_url: str) -> None
     ledger = open_ledger(ledger_url)
     try:
         with ledger.engine.connect() as conn:
-            assert applied_migrations(conn) == ["m001_initial"]
+            assert applied_migrations(conn) == sorted(m.__name__ for m in MIGRATIONS)
             names = set(inspect(conn).get_table_names())
         assert {"requests", "api_keys", "calibroute_migrations"} <= names
     finally:
@@ -148,4 +148,4 @@ def test_processes_opening_a_new_ledger_together_all_succeed(ledger_url: str) ->
         th.join()
     assert errors == []
     with open_ledger(ledger_url) as ledger, ledger.engine.connect() as conn:
-        assert applied_migrations(conn) == ["m001_initial"]
+        assert applied_migrations(conn) == sorted(m.__name__ for m in MIGRATIONS)

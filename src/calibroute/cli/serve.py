@@ -17,6 +17,7 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 4 * 1024 * 1024,
     retries: Annotated[int, typer.Option(help="retries per model before falling back")] = 1,
     breaker_cooldown: Annotated[float, typer.Option(help="seconds a failing model stays out")] = 30.0,
+    reservation_ttl: Annotated[float, typer.Option(help="seconds after which spend held by a request whose process died is released")] = 900.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Serve the OpenAI Chat Completions API with calibrated routing (model "auto" or an alias)."""
@@ -30,7 +31,7 @@ def serve(
     try:
         settings = GatewaySettings(config=str(config) if config else None, host=host, port=port, ledger=ledger,
                                    store_prompts=store_prompts, max_body_bytes=max_body_bytes, retries=retries,
-                                   breaker_cooldown_s=breaker_cooldown)
+                                   breaker_cooldown_s=breaker_cooldown, reservation_ttl_s=reservation_ttl)
     except ValueError as exc:
         raise ConfigError(f"invalid option: {exc}") from None
     app = create_app(settings)

@@ -53,13 +53,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         reloader = key_reloader(ledger)
-        refresher = asyncio.create_task(keep_keys_fresh(*reloader)) if reloader else None
+        tasks = [asyncio.create_task(keep_keys_fresh(*reloader))] if reloader else []
+        if gateway.spend.enabled:
+            tasks.append(asyncio.create_task(gateway.spend.expire_periodically()))
         try:
             yield
         finally:
-            if refresher is not None:
-                refresher.cancel()
-                await asyncio.gather(refresher, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             gateway.rows.flush()
             if own_backends:
                 for backend in backends.values():

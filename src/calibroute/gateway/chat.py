@@ -32,6 +32,7 @@ from .ledgerbuf import CoalescingSink
 from .metrics import GatewayMetrics
 from .requests import ChatRequest, parse_chat, parse_json_object, read_body
 from .settings import GatewaySettings
+from .spend import SpendGuard
 from .streaming import Tally, assemble, relay
 
 log = logging.getLogger("calibroute.gateway")
@@ -69,6 +70,7 @@ class Gateway:
         self.started = time.time()
         self._ids = itertools.count(1)
         self._id_prefix = "req_" + secrets.token_hex(4)
+        self.spend = SpendGuard(ledger, portfolio, settings.reservation_ttl_s)
         self.fallback = Fallback(metrics, retries=settings.retries, backoff_s=settings.backoff_s,
                                  backoff_max_s=settings.backoff_max_s, breaker_failures=settings.breaker_failures,
                                  breaker_cooldown_s=settings.breaker_cooldown_s)
@@ -105,6 +107,7 @@ class Gateway:
             out.route, out.stream = chat.route, chat.stream
             out.budget = out.decision.budget
             out.tally = Tally(out.decision.input_tokens_est)
+            await self.spend.reserve(out.api_key_id, out.request_id, out.decision)  # released when the row is written
             if self.settings.store_prompts:
                 out.prompt = messages_text(chat.body["messages"])
             if chat.stream:

@@ -29,13 +29,20 @@ def key_reloader(ledger: object) -> tuple[Callable[[], None], float] | None:
 
 async def keep_keys_fresh(reload: Callable[[], None], period_s: float) -> None:
     """Runs until cancelled; a failed reload is logged and retried next period."""
+    await every(period_s, reload, "reload client keys")
+
+
+async def every(period_s: float, job: Callable[[], object], what: str) -> None:
+    """Run the blocking ``job`` in a worker thread every ``period_s`` until cancelled; a failure
+    is logged and retried next period, a run in progress finishes before cancellation returns
+    (so it never outlives the ledger it uses)."""
     while True:
         await asyncio.sleep(period_s)
-        job = asyncio.ensure_future(asyncio.to_thread(reload))
+        task = asyncio.ensure_future(asyncio.to_thread(job))
         try:
-            await asyncio.shield(job)
+            await asyncio.shield(task)
         except asyncio.CancelledError:
-            await asyncio.wait([job])  # a reload in progress finishes before the ledger closes
+            await asyncio.wait([task])
             raise
         except Exception:
-            log.exception("could not reload client keys")
+            log.exception("could not %s", what)

@@ -24,6 +24,7 @@ class GatewaySettings(BaseModel):
     backoff_max_s: float = Field(default=2.0, ge=0)
     breaker_failures: int = Field(default=5, ge=1, description="consecutive failures that open a model's circuit")
     breaker_cooldown_s: float = Field(default=30.0, ge=0, description="how long an open circuit keeps a model out")
+    reservation_ttl_s: float = Field(default=900.0, gt=0, description="spend reservations of a process that died are released after this long")
     max_connections: int = Field(default=200, ge=1, description="connection pool size per backend")
     native_thinking_budget: list[str] = Field(
         default_factory=list, description="enable_thinking models whose server takes vLLM's per-request thinking_token_budget"

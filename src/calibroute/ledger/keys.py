@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, text, update
 
 from ..errors import InputError
 from . import tables
@@ -42,6 +42,8 @@ class ApiKey:
     spent_usd: float
     created_at: datetime | None = None
     revoked_at: datetime | None = None
+    rpm_limit: int | None = None  # requests per minute
+    tpm_limit: int | None = None  # tokens (prompt + completion) per minute
 
     @property
     def over_limit(self) -> bool:
@@ -65,7 +67,20 @@ def _from_row(row: object) -> ApiKey:
         spent_usd=float(m["spent_usd"]),
         created_at=tables.as_utc(m["created_at"]) if m["created_at"] else None,
         revoked_at=tables.as_utc(m["revoked_at"]) if m["revoked_at"] else None,
+        rpm_limit=m["rpm_limit"],
+        tpm_limit=m["tpm_limit"],
     )
+
+
+UNSET = object()  # ``update`` leaves a setting alone unless it is given
+
+
+def _check_limits(spend_limit_usd: object, rpm: object, tpm: object) -> None:
+    if spend_limit_usd is not None and spend_limit_usd is not UNSET and not spend_limit_usd >= 0:  # type: ignore[operator]
+        raise InputError("spend limit must be a number >= 0")
+    for label, value in (("requests per minute", rpm), ("tokens per minute", tpm)):
+        if value is not None and value is not UNSET and (not isinstance(value, int) or value < 1):
+            raise InputError(f"{label} must be a whole number >= 1")
 
 
 class KeyRing:
@@ -140,24 +155,28 @@ class KeyRing:
                 self._hash_of = hash_of
                 self._loaded_at = time.monotonic()
 
+    def get(self, key_id: str) -> ApiKey | None:
+        """The cached key by id (limits as of the last reload)."""
+        return self._by_id.get(key_id)
+
     def _put(self, key: ApiKey) -> None:
         self._by_id[key.id] = key
         self._by_hash[self._hash_of[key.id]] = key
 
     # -- administration ---------------------------------------------------------------
-    def create(self, name: str, spend_limit_usd: float | None = None) -> tuple[ApiKey, str]:
+    def create(self, name: str, spend_limit_usd: float | None = None, *, rpm_limit: int | None = None,
+               tpm_limit: int | None = None) -> tuple[ApiKey, str]:
         """Store a new key; return it with its plaintext token, which is never stored."""
         if not name.strip():
             raise InputError("key name must not be empty")
-        if spend_limit_usd is not None and not spend_limit_usd >= 0:
-            raise InputError("spend limit must be a number >= 0")
+        _check_limits(spend_limit_usd, rpm_limit, tpm_limit)
         token = new_token()
         key = ApiKey(id="key_" + secrets.token_hex(6), name=name.strip(), spend_limit_usd=spend_limit_usd,
-                     spent_usd=0.0, created_at=utcnow())
+                     spent_usd=0.0, created_at=utcnow(), rpm_limit=rpm_limit, tpm_limit=tpm_limit)
         with self._engine.begin() as conn:
             conn.execute(tables.api_keys.insert().values(
                 id=key.id, name=key.name, key_hash=hash_token(token), spend_limit_usd=spend_limit_usd,
-                spent_usd=0.0, created_at=key.created_at,
+                spent_usd=0.0, reserved_usd=0.0, created_at=key.created_at, rpm_limit=rpm_limit, tpm_limit=tpm_limit,
             ))
         self.reload()
         return key, token
@@ -168,6 +187,22 @@ class KeyRing:
             keys = sorted(self._by_id.values(), key=lambda k: (k.created_at or utcnow(), k.id))
         return [replace(k, spent_usd=self.spent_usd(k.id)) for k in keys]
 
+    def update(self, key_id: str, *, spend_limit_usd: object = UNSET, rpm_limit: object = UNSET,
+               tpm_limit: object = UNSET) -> ApiKey:
+        """Change a key's limits; a setting given as None removes that limit, one not given stays."""
+        _check_limits(spend_limit_usd, rpm_limit, tpm_limit)
+        given = {"spend_limit_usd": spend_limit_usd, "rpm_limit": rpm_limit, "tpm_limit": tpm_limit}
+        values = {name: value for name, value in given.items() if value is not UNSET}
+        t = tables.api_keys
+        with self._engine.begin() as conn:
+            done = conn.execute(update(t).where(t.c.id == key_id).values(**values)) if values else None
+            if done is None or done.rowcount == 0:
+                if conn.execute(select(t.c.id).where(t.c.id == key_id)).first() is None:
+                    raise InputError(f"no API key with id {key_id!r}")
+            announce_key_change(conn)
+        self.reload()
+        return self._by_id[key_id]
+
     def revoke(self, key_id: str) -> ApiKey:
         t = tables.api_keys
         with self._engine.begin() as conn:
@@ -176,5 +211,16 @@ class KeyRing:
                 exists = conn.execute(select(t.c.id).where(t.c.id == key_id)).first()
                 if exists is None:
                     raise InputError(f"no API key with id {key_id!r}")
+            announce_key_change(conn)
         self.reload()
         return self._by_id[key_id]
+
+
+KEYS_CHANNEL = "calibroute_keys"
+
+
+def announce_key_change(conn: Connection) -> None:
+    """On PostgreSQL, tell every listening gateway (``gateway/keyrefresh.py``) to reload its keys
+    when this transaction commits; SQLite gateways find the change at their next periodic reload."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": KEYS_CHANNEL})

@@ -33,12 +33,22 @@ def m001_initial(conn: Connection) -> None:
     tables.api_keys.create(conn, checkfirst=True)
 
 
+@migration
+def m002_spend_reservations_and_rate_limits(conn: Connection) -> None:
+    """Reserved spend and per-key rate limits on ``api_keys``; the reservations themselves."""
+    for name in ("reserved_usd", "rpm_limit", "tpm_limit"):
+        add_column_if_missing(conn, "api_keys", tables.api_keys.c[name])
+    tables.spend_reservations.create(conn, checkfirst=True)
+
+
 def add_column_if_missing(conn: Connection, table: str, column: Column[object]) -> None:
     """``ALTER TABLE ... ADD COLUMN`` unless the column exists (for future migrations)."""
     if column.name in {c["name"] for c in inspect(conn).get_columns(table)}:
         return
     ddl = column.type.compile(dialect=conn.dialect)
-    conn.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{column.name}" {ddl}')
+    default = column.server_default
+    suffix = f" NOT NULL DEFAULT {default.arg}" if default is not None and not column.nullable else ""  # type: ignore[attr-defined]
+    conn.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{column.name}" {ddl}{suffix}')
 
 
 def migrate(conn: Connection) -> list[str]:

@@ -21,6 +21,7 @@ from ..errors import ConfigError
 from . import tables
 from .base import LedgerRow
 from .migrations import migrate_engine
+from .reservations import release_rows
 
 DEFAULT_LEDGER = "calibroute-ledger.db"
 ENV_VAR = "CALIBROUTE_LEDGER"
@@ -135,6 +136,7 @@ def insert_rows(engine: Engine, rows: Iterable[LedgerRow], store_prompts: bool) 
         for key_id, cost in per_key.items():
             t = tables.api_keys
             conn.execute(update(t).where(t.c.id == key_id).values(spent_usd=t.c.spent_usd + cost))
+        release_rows(conn, [v["request_id"] for v in values if v["api_key_id"] is not None])  # spend reservations
     return per_key
 
 

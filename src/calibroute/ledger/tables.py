@@ -60,6 +60,20 @@ api_keys = Table(
     Column("spent_usd", Float, nullable=False, default=0.0),  # running total, updated with each batch
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("reserved_usd", Float, nullable=False, default=0.0, server_default="0"),  # sum of live spend_reservations
+    Column("rpm_limit", Integer, nullable=True),  # requests per minute (null = none)
+    Column("tpm_limit", Integer, nullable=True),  # tokens per minute (null = none)
+)
+
+# Upper-bound costs held for requests in flight against keys with a spend limit (see reservations.py).
+spend_reservations = Table(
+    "spend_reservations",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("api_key_id", String(32), nullable=False),
+    Column("amount_usd", Float, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_spend_reservations_expires_at", "expires_at"),
 )
 
 migrations = Table(
