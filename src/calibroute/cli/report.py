@@ -1,4 +1,4 @@
-"""``calibroute report`` (spend and savings from the ledger) and ``calibroute keys`` (client API keys)."""
+"""``calibroute report``: spend and savings from the ledger."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ..ledger import ApiKey, open_ledger
+from ..ledger import open_ledger
 from ..ledger.report import SpendLine, SpendReport, parse_when, spend_report
 
 LedgerOpt = Annotated[
@@ -20,9 +20,6 @@ LedgerOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
 TITLES = {"class": "task class", "model": "model", "key": "API key"}
-
-keys_app = typer.Typer(no_args_is_help=True, help="Client API keys for the gateway (stored hashed).")
-
 
 def _usd(value: float) -> str:
     return f"${value:,.4f}" if abs(value) < 100 else f"${value:,.2f}"
@@ -94,60 +91,5 @@ def report(
         print_report(rep, location)
 
 
-def _key_dict(key: ApiKey) -> dict[str, object]:
-    return {
-        "id": key.id, "name": key.name, "spend_limit_usd": key.spend_limit_usd, "spent_usd": key.spent_usd,
-        "created_at": key.created_at.isoformat() if key.created_at else None,
-        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
-    }
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Argument(help="who the key is for")],
-    limit: Annotated[Optional[float], typer.Option("--limit", help="spend limit in USD (default: none)")] = None,
-    ledger: LedgerOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create a key and print its token: it is shown once and stored only as a hash."""
-    with open_ledger(ledger, must_exist=False) as opened:
-        key, token = opened.create_key(name, limit)
-    if as_json:
-        typer.echo(json.dumps({**_key_dict(key), "token": token}))
-        return
-    typer.echo(token)
-    Console(stderr=True).print(
-        f"created {key.id} ({key.name}), limit {_usd(limit) if limit is not None else 'none'}; "
-        "the token above is shown only now", highlight=False)
-
-
-@keys_app.command("list")
-def keys_list(ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
-    """Every key with its spend and limit (tokens are never shown again)."""
-    with open_ledger(ledger, must_exist=True) as opened:
-        keys = opened.list_keys()
-    if as_json:
-        typer.echo(json.dumps([_key_dict(k) for k in keys]))
-        return
-    table = Table()
-    for col in ("id", "name", "spent", "limit", "created (UTC)", "state"):
-        table.add_column(col, justify="right" if col in ("spent", "limit") else "left")
-    for k in keys:
-        state = "revoked" if k.revoked_at else ("over limit" if k.over_limit else "active")
-        table.add_row(k.id, k.name, _usd(k.spent_usd), _usd(k.spend_limit_usd) if k.spend_limit_usd is not None else "-",
-                      f"{k.created_at:%Y-%m-%d %H:%M}" if k.created_at else "-", state)
-    Console().print(table if keys else "no API keys: the gateway accepts requests without a key")
-
-
-@keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="ID", help="the key id, e.g. key_0123abcd4567")],
-                ledger: LedgerOpt = None) -> None:
-    """Revoke a key: its requests get 401 (a running gateway notices within seconds)."""
-    with open_ledger(ledger, must_exist=True) as opened:
-        key = opened.revoke_key(key_id)
-    typer.echo(f"revoked {key.id} ({key.name})")
-
-
 def register(app: typer.Typer) -> None:
     app.command("report")(report)
-    app.add_typer(keys_app, name="keys")

@@ -18,6 +18,7 @@ def serve(
     retries: Annotated[int, typer.Option(help="retries per model before falling back")] = 1,
     breaker_cooldown: Annotated[float, typer.Option(help="seconds a failing model stays out")] = 30.0,
     reservation_ttl: Annotated[float, typer.Option(help="seconds after which spend held by a request whose process died is released")] = 900.0,
+    redis_url: Annotated[Optional[str], typer.Option(envvar="CALIBROUTE_REDIS_URL", help="redis:// URL: rate limits shared by every process (default: per process)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Serve the OpenAI Chat Completions API with calibrated routing (model "auto" or an alias)."""
@@ -31,7 +32,8 @@ def serve(
     try:
         settings = GatewaySettings(config=str(config) if config else None, host=host, port=port, ledger=ledger,
                                    store_prompts=store_prompts, max_body_bytes=max_body_bytes, retries=retries,
-                                   breaker_cooldown_s=breaker_cooldown, reservation_ttl_s=reservation_ttl)
+                                   breaker_cooldown_s=breaker_cooldown, reservation_ttl_s=reservation_ttl,
+                                   redis_url=redis_url)
     except ValueError as exc:
         raise ConfigError(f"invalid option: {exc}") from None
     app = create_app(settings)

@@ -62,6 +62,7 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await gateway.rates.aclose()
             gateway.rows.flush()
             if own_backends:
                 for backend in backends.values():

@@ -26,12 +26,13 @@ from ..config import Budget, Portfolio
 from ..ledger.base import LedgerRow, LedgerSink
 from ..router import Router, messages_text
 from ..types import Decision
-from .errors import SpendLimitExceeded, Unauthorized, error_response, status_of
+from .errors import RateLimited, SpendLimitExceeded, Unauthorized, error_response, status_of
 from .fallback import Attempted, Fallback
 from .ledgerbuf import CoalescingSink
 from .metrics import GatewayMetrics
 from .requests import ChatRequest, parse_chat, parse_json_object, read_body
 from .settings import GatewaySettings
+from .ratelimit import RateLimiter
 from .spend import SpendGuard
 from .streaming import Tally, assemble, relay
 
@@ -53,6 +54,7 @@ class Outcome:
     api_key_id: str | None = None
     prompt: str | None = None
     forcer: ThinkForcer | None = None
+    rate_tokens: int | None = None  # tokens the rate limiter charged on admission, settled in ``finish``
 
     @property
     def model(self) -> str | None:
@@ -71,6 +73,7 @@ class Gateway:
         self._ids = itertools.count(1)
         self._id_prefix = "req_" + secrets.token_hex(4)
         self.spend = SpendGuard(ledger, portfolio, settings.reservation_ttl_s)
+        self.rates = RateLimiter(ledger, settings.redis_url)
         self.fallback = Fallback(metrics, retries=settings.retries, backoff_s=settings.backoff_s,
                                  backoff_max_s=settings.backoff_max_s, breaker_failures=settings.breaker_failures,
                                  breaker_cooldown_s=settings.breaker_cooldown_s)
@@ -107,6 +110,7 @@ class Gateway:
             out.route, out.stream = chat.route, chat.stream
             out.budget = out.decision.budget
             out.tally = Tally(out.decision.input_tokens_est)
+            out.rate_tokens = await self.rates.admit(out.api_key_id, out.decision.input_tokens_est)
             await self.spend.reserve(out.api_key_id, out.request_id, out.decision)  # released when the row is written
             if self.settings.store_prompts:
                 out.prompt = messages_text(chat.body["messages"])
@@ -215,7 +219,7 @@ class Gateway:
                 error = "client disconnected" if gone else f"after streaming began: {exc}"
             else:
                 http = status_of(exc)
-                if http in (401, 403) or isinstance(exc, SpendLimitExceeded):
+                if http in (401, 403) or isinstance(exc, (SpendLimitExceeded, RateLimited)):
                     status = "rejected"
                 elif 400 <= http < 500 and http != 429:
                     status = "client_error"
@@ -229,6 +233,7 @@ class Gateway:
                 p, c, r = tally.prompt_tokens, tally.completion_tokens, tally.reasoning_tokens
             else:
                 cost = baseline = 0.0
+            self.rates.settle(out.api_key_id, out.rate_tokens, p + c)
             cls = out.decision.task_class.value if out.decision else "none"
             model = out.model or "none"
             m = self.metrics

@@ -8,6 +8,7 @@ generic message; client input is validated before it can get that far.
 from __future__ import annotations
 
 import json
+import math
 import logging
 from typing import Any
 
@@ -37,6 +38,19 @@ class SpendLimitExceeded(CalibrouteError):
     key_id: str | None = None  # recorded in the ledger row of the refused request
 
 
+class RateLimited(CalibrouteError):
+    """A client key over its requests or tokens per minute; the response carries Retry-After."""
+
+    http_status = 429
+    code = "rate_limit_exceeded"
+    key_id: str | None = None
+
+    def __init__(self, message: str, *, which: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.error_type = which  # OpenAI says "requests" or "tokens" here
+        self.retry_after_s = retry_after_s
+
+
 class NotFound(InputError):
     http_status = 404
     code = "not_found"
@@ -57,6 +71,8 @@ def status_of(exc: BaseException) -> int:
 def error_response(exc: BaseException, headers: dict[str, str] | None = None) -> Response:
     if not isinstance(exc, CalibrouteError):
         log.error("unhandled error in the gateway", exc_info=exc)
+    if isinstance(exc, RateLimited):
+        headers = {**(headers or {}), "retry-after": str(max(1, math.ceil(exc.retry_after_s)))}
     return Response(json.dumps(error_payload(exc)), status_code=status_of(exc), headers=headers,
                     media_type="application/json")
 

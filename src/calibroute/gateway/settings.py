@@ -25,6 +25,7 @@ class GatewaySettings(BaseModel):
     breaker_failures: int = Field(default=5, ge=1, description="consecutive failures that open a model's circuit")
     breaker_cooldown_s: float = Field(default=30.0, ge=0, description="how long an open circuit keeps a model out")
     reservation_ttl_s: float = Field(default=900.0, gt=0, description="spend reservations of a process that died are released after this long")
+    redis_url: str | None = Field(default=None, description="redis:// URL: per-key rate limits shared by every process; None: per process")
     max_connections: int = Field(default=200, ge=1, description="connection pool size per backend")
     native_thinking_budget: list[str] = Field(
         default_factory=list, description="enable_thinking models whose server takes vLLM's per-request thinking_token_budget"
