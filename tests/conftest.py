@@ -31,6 +31,15 @@ def servers():
 
 
 @pytest.fixture
+def fakes(servers):
+    """The fake upstreams, their counters and faults reset (for tests that build their own gateway)."""
+    from fake_backend import reset
+
+    reset(servers[0])
+    return servers[0]
+
+
+@pytest.fixture
 def gw(servers):
     """A real gateway in front of the fake upstreams, their counters reset."""
     from fake_backend import gateway_stack, reset

@@ -1,16 +1,21 @@
 """Small OpenAI-protocol servers for gateway tests, and the harness that wires them up.
 
-``FakeModel`` speaks /v1/chat/completions (whole and streamed) and can be told to be slow,
-fail with a status, drop the connection or send an error event mid-stream, and to think
-in <think> blocks that honour an assistant prefill (as vLLM's continue_final_message does).
+``FakeModel`` speaks /v1/chat/completions (whole and streamed), thinks in <think> blocks
+that honour an assistant prefill (as vLLM's continue_final_message does), and injects
+every fault a gateway must survive, streamed and not: an error status before the first
+byte (with Retry-After, or echoing the request text in its message), a hang, a dropped
+connection or an error event after the first byte, a 200 that is not SSE, a truncated or
+slowly trickling JSON body, negative usage. Tests set the fields between requests; load
+tests set ``fault_rate`` and get a random fault from ``fault_kinds`` on that share of requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +28,27 @@ from starlette.routing import Route
 
 THINK_TOKEN = "hm "  # one estimated token per thinking delta
 ANSWER = "The answer is 42."
+NOT_SSE = b"<!DOCTYPE html>\n<html><body><h1>502 Bad Gateway</h1>\nnginx</body></html>\n"
+NEGATIVE_USAGE = {"prompt_tokens": -1_000_000, "completion_tokens": -1_000_000, "total_tokens": -2_000_000}
+# What fault_rate draws from; each name is also the per-request effect of the field of that meaning.
+FAULT_KINDS = ("status_500", "status_429", "hang", "drop", "error_event", "not_sse", "negative_usage",
+               "slow_body", "truncate", "echo_error")
+
+
+@dataclass
+class Faults:
+    """The faults one request gets, decided on its arrival."""
+
+    fail_status: int | None = None
+    retry_after: str | None = None
+    echo_error: bool = False
+    hang: bool = False
+    drop_after: int | None = None
+    error_event_after: int | None = None
+    not_sse: bool = False
+    usage: dict[str, int] | None = None
+    slow_body_s: float = 0.0
+    truncate: bool = False
 
 
 @dataclass
@@ -35,12 +61,49 @@ class FakeModel:
     extra_think_words: int = 5  # after a "Wait" prefill, think this much more
     fail_times: int = 0  # the next N requests fail with fail_status
     fail_status: int = 500
+    retry_after: str | None = None  # sent as Retry-After with those failures
+    echo_errors: bool = False  # failure messages quote the request's last message, as some servers do
     delay_s: float = 0.0  # before the response starts
     chunk_delay_s: float = 0.0
     drop_after: int | None = None  # stream: drop the connection after N chunks
     error_event_after: int | None = None  # stream: send an error event after N chunks
     send_usage: bool = True
+    usage_override: dict[str, int] | None = None  # replaces the usage counts (e.g. NEGATIVE_USAGE)
+    not_sse: bool = False  # stream: a 200 with an HTML page instead of SSE
+    hang: bool = False  # never answer; each caller that gives up counts in ``abandoned``
+    slow_body_s: float = 0.0  # not streamed: the JSON body trickles out in pieces, this long apart
+    truncate: bool = False  # not streamed: half the JSON body, then the connection drops
+    fault_rate: float = 0.0  # this share of requests gets one random fault from fault_kinds
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int = 0
+    abandoned: int = 0
+    faults_injected: dict[str, int] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def faults(self) -> Faults:
+        """This request's faults: the fields set by a test, or one drawn at ``fault_rate``."""
+        f = Faults(retry_after=self.retry_after, echo_error=self.echo_errors, hang=self.hang, drop_after=self.drop_after,
+                   error_event_after=self.error_event_after, not_sse=self.not_sse, usage=self.usage_override,
+                   slow_body_s=self.slow_body_s, truncate=self.truncate)
+        if self.fail_times > 0:  # decided on arrival: a slow request must not eat a later test's failure
+            self.fail_times -= 1
+            f.fail_status = self.fail_status
+        if self.fault_rate and self._rng.random() < self.fault_rate:
+            kind = self._rng.choice(self.fault_kinds)
+            self.faults_injected[kind] = self.faults_injected.get(kind, 0) + 1
+            effect: dict[str, Any] = {
+                "status_500": {"fail_status": 500}, "status_429": {"fail_status": 429, "retry_after": "1"},
+                "hang": {"hang": True}, "drop": {"drop_after": 1}, "error_event": {"error_event_after": 1},
+                "not_sse": {"not_sse": True}, "negative_usage": {"usage": NEGATIVE_USAGE},
+                "slow_body": {"slow_body_s": 0.05}, "truncate": {"truncate": True},
+                "echo_error": {"fail_status": 500, "echo_error": True},
+            }[kind]
+            for key, value in effect.items():
+                setattr(f, key, value)
+        return f
 
     # -- what the "model" says ----------------------------------------------------------
     def deltas(self, messages: list[dict[str, Any]]) -> list[str]:
@@ -59,33 +122,52 @@ class FakeModel:
         async def chat(request: Request) -> Response:
             body = await request.json()
             self.requests.append(body)
-            failing = self.fail_times > 0  # decided on arrival: a slow request must not eat a later test's failure
-            if failing:
-                self.fail_times -= 1
+            f = self.faults()
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
-            if failing:
-                return JSONResponse({"error": {"message": f"fake failure {self.fail_status}", "type": "server_error"}},
-                                    status_code=self.fail_status)
+            if f.hang:
+                while not await request.is_disconnected():
+                    await asyncio.sleep(0.02)
+                self.abandoned += 1
+                return Response(status_code=500)
+            if f.fail_status is not None:
+                return self._failure(f, body)
             messages = body.get("messages") or []
             deltas = self.deltas(messages)
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(deltas), "total_tokens": prompt_tokens + len(deltas)}
+            usage.update(f.usage or {})
             created = int(time.time())
             if not body.get("stream"):
                 msg = {"role": "assistant", "content": "".join(deltas)}
-                return JSONResponse({"id": "chatcmpl-fake", "object": "chat.completion", "created": created,
-                                     "model": body.get("model"), "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}],
-                                     "usage": usage})
+                data = json.dumps({"id": "chatcmpl-fake", "object": "chat.completion", "created": created,
+                                   "model": body.get("model"), "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}],
+                                   "usage": usage}).encode()
+                if f.slow_body_s or f.truncate:
+                    return StreamingResponse(_trickle(data, f.slow_body_s, f.truncate), media_type="application/json")
+                return Response(data, media_type="application/json")
+            if f.not_sse:  # a proxy's error page, with a 200
+                return Response(NOT_SSE, media_type="text/html")
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return StreamingResponse(self._sse(body, deltas, usage, created, include_usage), media_type="text/event-stream")
+            return StreamingResponse(self._sse(body, deltas, usage, created, include_usage, f), media_type="text/event-stream")
 
         async def models(request: Request) -> Response:
             return JSONResponse({"object": "list", "data": [{"id": self.name, "object": "model"}]})
 
         return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]), Route("/v1/models", models)])
 
-    async def _sse(self, body: dict[str, Any], deltas: list[str], usage: dict[str, int], created: int, include_usage: bool):  # type: ignore[no-untyped-def]
+    def _failure(self, f: Faults, body: dict[str, Any]) -> Response:
+        message = f"fake failure {f.fail_status}"
+        if f.echo_error:
+            last = (body.get("messages") or [{}])[-1]
+            message += f": cannot process {last.get('content')!r}"
+        headers = {"retry-after": f.retry_after} if f.retry_after else None
+        # ensure_ascii (json's default) keeps an echoed lone surrogate as its \\ud800 escape, as real servers do
+        return Response(json.dumps({"error": {"message": message, "type": "server_error"}}), status_code=f.fail_status,
+                        headers=headers, media_type="application/json")
+
+    async def _sse(self, body: dict[str, Any], deltas: list[str], usage: dict[str, int], created: int,  # type: ignore[no-untyped-def]
+                   include_usage: bool, f: Faults):
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created, "model": body.get("model")}
 
         def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
@@ -93,9 +175,9 @@ class FakeModel:
 
         yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
         for i, text in enumerate(deltas):
-            if self.drop_after is not None and i >= self.drop_after:
+            if f.drop_after is not None and i >= f.drop_after:
                 raise ConnectionAbortedError("fake backend drops the connection")
-            if self.error_event_after is not None and i >= self.error_event_after:
+            if f.error_event_after is not None and i >= f.error_event_after:
                 yield b'data: {"error": {"message": "fake upstream failure mid-stream", "type": "server_error", "code": 500}}\n\n'
                 return
             if self.chunk_delay_s:
@@ -105,6 +187,17 @@ class FakeModel:
         if include_usage and self.send_usage:
             yield event([], usage=usage)
         yield b"data: [DONE]\n\n"
+
+
+async def _trickle(data: bytes, pause_s: float, truncate: bool) -> AsyncIterator[bytes]:
+    """A body in four pieces, ``pause_s`` apart; with ``truncate``, only the first half, then a dropped connection."""
+    size = len(data) // 4 + 1
+    for start in range(0, len(data), size):
+        if truncate and start >= len(data) // 2:
+            raise ConnectionAbortedError("fake backend drops the connection mid-body")
+        if pause_s:
+            await asyncio.sleep(pause_s)
+        yield data[start:start + size]
 
 
 def with_backend(spec: Any, call: Any) -> Any:
@@ -214,8 +307,9 @@ class Stack:
 @contextmanager
 def gateway_stack(fakes: dict[str, FakeModel], urls: dict[str, str], *, ledger: Any = None,
                   urls_override: dict[str, str] | None = None, read_timeout_s: float = 5.0,
-                  **settings: Any) -> Iterator[Stack]:
-    """The gateway as a real uvicorn server, routing with the deterministic stub estimators."""
+                  shipped_estimators: bool = False, **settings: Any) -> Iterator[Stack]:
+    """The gateway as a real uvicorn server, routing with the deterministic stub estimators
+    (or the shipped classifier and difficulty estimator)."""
     from stubs import KeywordClassifier, LengthDifficulty
 
     from calibroute.config import parse_portfolio
@@ -224,9 +318,27 @@ def gateway_stack(fakes: dict[str, FakeModel], urls: dict[str, str], *, ledger: 
 
     merged = {**urls, **(urls_override or {})}
     portfolio = parse_portfolio(portfolio_yaml({n: (merged[n], CONTROLS[n]) for n in CONTROLS}, STANDARD_ROUTES, read_timeout_s))
-    router = Router(portfolio, classifier=KeywordClassifier(), difficulty=LengthDifficulty())
+    router = Router(portfolio) if shipped_estimators else Router(portfolio, classifier=KeywordClassifier(),
+                                                                    difficulty=LengthDifficulty())
     ledger = ledger if ledger is not None else MemoryLedger()
     opts = {"retries": 1, "backoff_s": 0.01, "backoff_max_s": 0.02, "ledger_batch_s": 0.0, **settings}
     app = create_app(GatewaySettings(**opts), router=router, ledger=ledger)
     with serve_in_thread(app) as url:
         yield Stack(url, fakes, ledger, app)
+
+
+def client_for(stack: Stack) -> Any:
+    """The official openai client for a gateway stack, no client-side retries."""
+    import openai
+
+    return openai.OpenAI(base_url=stack.v1, api_key="unused", max_retries=0)
+
+
+def wait_for(predicate: Any, timeout_s: float = 10.0) -> Any:
+    """Poll until ``predicate()`` is truthy (what happens on the server after the client has gone)."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+    return value

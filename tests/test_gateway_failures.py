@@ -5,19 +5,9 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
-from fake_backend import dead_url, gateway_stack, reset
+from fake_backend import client_for, dead_url, gateway_stack
 
 SIMPLE = [{"role": "user", "content": "summarize this"}]  # SIMPLE route: small, then mid
-
-
-@pytest.fixture
-def fakes(servers):
-    reset(servers[0])
-    return servers[0]
-
-
-def client_for(stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=stack.v1, api_key="unused", max_retries=0)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 429])

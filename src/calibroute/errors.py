@@ -63,6 +63,7 @@ class BackendError(CalibrouteError):
     error_type = "api_error"
     code = "backend_error"
     retryable: bool = False
+    retry_after_s: float | None = None  # the upstream's Retry-After, when it sent one
 
     def __init__(self, message: str, *, status: int | None = None, retryable: bool | None = None) -> None:
         super().__init__(message)

@@ -24,10 +24,11 @@ from yarl import URL
 
 from ..config import ModelSpec
 from ..errors import BackendError, BackendTimeout, BackendUnavailable
-from .base import StreamEvent, error_for_status
+from .base import StreamEvent, error_for_status, plausible_usage
 
 MAX_ERROR_BODY = 4096
 MAX_LINE_BYTES = 2**20  # one SSE line (one chunk) may be this large
+SSE_FIELDS = (b"data:", b":", b"event:", b"id:", b"retry:")
 
 
 @contextmanager
@@ -58,17 +59,22 @@ def _error_detail(body: bytes) -> str:
     try:
         err = json.loads(text).get("error")
         if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return str(err["message"])
+            return _text(err["message"])
         if isinstance(err, str):
-            return err
+            return _text(err)
     except (ValueError, AttributeError):
         pass
     return text.strip()
 
 
+def _text(message: str) -> str:
+    """Upstream text that can be stored and encoded: an echoed ``\\ud800`` escape parses to a lone surrogate."""
+    return message.encode("utf-8", "replace").decode("utf-8")
+
+
 def _sse_error(name: str, data: dict[str, Any]) -> BackendError:
     err = data.get("error")
-    message = err.get("message") if isinstance(err, dict) else str(err)
+    message = _text(str(err.get("message") if isinstance(err, dict) else err))
     code = err.get("code") if isinstance(err, dict) else None
     status = code if isinstance(code, int) and 400 <= code < 600 else 502
     return error_for_status(status, f"{name}: error event in stream: {message}")
@@ -92,8 +98,10 @@ class OpenAIStream:
     is raised only after the events before it were handed out.
     """
 
-    def __init__(self, name: str, response: aiohttp.ClientResponse, deadline: float) -> None:
+    def __init__(self, name: str, response: aiohttp.ClientResponse, deadline: float, usage_limit: int) -> None:
         self._name = name
+        self._usage_limit = usage_limit
+        self._started = False  # an event or [DONE] was seen: this is an SSE stream
         self._response = response
         self._deadline = deadline
         self._events: deque[StreamEvent] = deque()
@@ -133,7 +141,11 @@ class OpenAIStream:
                 return
         for line in lines:
             if not line.startswith(b"data:"):
+                if not self._started and line.strip() and not line.startswith(SSE_FIELDS):
+                    self._error = BackendUnavailable(f"{self._name}: 200 response is not an SSE stream: {line[:80]!r}")
+                    return
                 continue  # blank separators, comments (": ping"), event names
+            self._started = True
             payload = line[5:].strip()
             if payload == b"[DONE]":
                 self._ended = True
@@ -143,6 +155,8 @@ class OpenAIStream:
             except BackendError as exc:
                 self._error = exc
                 return
+        if self._ended and not self._started:
+            self._error = BackendUnavailable(f"{self._name}: 200 response ended without a stream event")
 
     def _event(self, payload: bytes) -> StreamEvent:
         try:
@@ -153,6 +167,8 @@ class OpenAIStream:
             raise BackendUnavailable(f"{self._name}: stream event is not an object")
         if "error" in data and "choices" not in data:
             raise _sse_error(self._name, data)
+        if "usage" in data and (usage := plausible_usage(data["usage"], self._usage_limit)) is not data["usage"]:
+            return StreamEvent({**data, "usage": usage})  # changed: the raw bytes are not forwarded
         return StreamEvent(data, payload)
 
     async def prime(self) -> None:
@@ -219,7 +235,7 @@ class OpenAICompatBackend:
                 detail = _error_detail(await response.read())
             finally:
                 response.release()
-            raise error_for_status(response.status, detail)
+            raise error_for_status(response.status, detail, response.headers.get("retry-after"))
         return response
 
     async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -239,6 +255,8 @@ class OpenAICompatBackend:
             raise BackendUnavailable(f"{self.name}: response is not JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise BackendUnavailable(f"{self.name}: response has no 'choices' list")
+        if "usage" in data:
+            data["usage"] = plausible_usage(data["usage"], self.spec.context_window)
         return data
 
     async def open_stream(self, body: dict[str, Any]) -> OpenAIStream:
@@ -248,7 +266,7 @@ class OpenAICompatBackend:
             async with asyncio.timeout(self.total_timeout_s):
                 with mapped_transport_errors(self.name):
                     response = await self._send(body, stream=True)
-                stream = OpenAIStream(self.name, response, deadline)
+                stream = OpenAIStream(self.name, response, deadline, self.spec.context_window)
                 await stream.prime()
                 return stream
         except TimeoutError:

@@ -19,6 +19,8 @@ def serve(
     breaker_cooldown: Annotated[float, typer.Option(help="seconds a failing model stays out")] = 30.0,
     reservation_ttl: Annotated[float, typer.Option(help="seconds after which spend held by a request whose process died is released")] = 900.0,
     redis_url: Annotated[Optional[str], typer.Option(envvar="CALIBROUTE_REDIS_URL", help="redis:// URL: rate limits shared by every process (default: per process)")] = None,
+    request_timeout: Annotated[float, typer.Option(help="seconds per request over all retries and fallbacks (504)")] = 600.0,
+    body_timeout: Annotated[float, typer.Option(help="seconds a client has to send its request body (408)")] = 30.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Serve the OpenAI Chat Completions API with calibrated routing (model "auto" or an alias)."""
@@ -32,7 +34,8 @@ def serve(
     try:
         settings = GatewaySettings(config=str(config) if config else None, host=host, port=port, ledger=ledger,
                                    store_prompts=store_prompts, max_body_bytes=max_body_bytes, retries=retries,
-                                   breaker_cooldown_s=breaker_cooldown, reservation_ttl_s=reservation_ttl,
+                                   breaker_cooldown_s=breaker_cooldown, request_timeout_s=request_timeout,
+                                   body_timeout_s=body_timeout, reservation_ttl_s=reservation_ttl,
                                    redis_url=redis_url)
     except ValueError as exc:
         raise ConfigError(f"invalid option: {exc}") from None

@@ -10,7 +10,6 @@ Other paths, and anything unusual (a ``root_path`` mount), go through Starlette 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,6 +19,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from .chat import Gateway
+from .errors import ClientDisconnected
+from .guard import cancel_on_disconnect
 from .streaming import FinalChunk
 
 CHAT_PATH = "/v1/chat/completions"
@@ -57,37 +58,20 @@ async def send_stream(response: StreamingResponse, receive: Receive, send: Send)
     (as Starlette does, with one watcher task instead of a task group), so the upstream
     is closed and the request recorded (499) by the relay's own cleanup."""
     body: Any = response.body_iterator
-    task = asyncio.current_task()
-    assert task is not None
-    gone = done = False
-
-    async def watch() -> None:
-        nonlocal gone
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        if not done:  # after the last chunk, "disconnect" is just the end of the exchange
-            gone = True
-            task.cancel()
-
-    watcher = asyncio.create_task(watch())
     try:
-        await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
-        async for chunk in body:
-            if isinstance(chunk, FinalChunk):
-                done = True
-                await send({"type": "http.response.body", "body": bytes(chunk), "more_body": False})
-                break
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        else:
-            done = True
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except asyncio.CancelledError:
-        if not gone:
-            raise
-        task.uncancel()
-    except OSError:  # the connection broke while sending
+        async with cancel_on_disconnect(receive) as watch:
+            await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+            async for chunk in body:
+                if isinstance(chunk, FinalChunk):
+                    watch.done = True  # after the last chunk, "disconnect" is just the end of the exchange
+                    await send({"type": "http.response.body", "body": bytes(chunk), "more_body": False})
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            else:
+                watch.done = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except (ClientDisconnected, OSError):  # gone, or the connection broke while sending
         pass
     finally:
-        watcher.cancel()
         if hasattr(body, "aclose"):
             await body.aclose()

@@ -26,8 +26,9 @@ from ..config import Budget, Portfolio
 from ..ledger.base import LedgerRow, LedgerSink
 from ..router import Router, messages_text
 from ..types import Decision
-from .errors import RateLimited, SpendLimitExceeded, Unauthorized, error_response, status_of
+from .errors import ClientDisconnected, RateLimited, SpendLimitExceeded, Unauthorized, error_response, status_of
 from .fallback import Attempted, Fallback
+from .guard import guarded
 from .ledgerbuf import CoalescingSink
 from .metrics import GatewayMetrics
 from .requests import ChatRequest, parse_chat, parse_json_object, read_body
@@ -76,7 +77,8 @@ class Gateway:
         self.rates = RateLimiter(ledger, settings.redis_url)
         self.fallback = Fallback(metrics, retries=settings.retries, backoff_s=settings.backoff_s,
                                  backoff_max_s=settings.backoff_max_s, breaker_failures=settings.breaker_failures,
-                                 breaker_cooldown_s=settings.breaker_cooldown_s)
+                                 breaker_cooldown_s=settings.breaker_cooldown_s,
+                                 retry_after_max_s=settings.retry_after_max_s)
 
     # -- entry points -------------------------------------------------------------------
     def authenticate(self, request: Request) -> str | None:
@@ -98,7 +100,7 @@ class Gateway:
         return str(key.id)
 
     async def decide(self, request: Request) -> tuple[ChatRequest, Decision]:
-        raw = await read_body(request, self.settings.max_body_bytes)
+        raw = await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
         chat = parse_chat(parse_json_object(raw), self.portfolio)
         return chat, self.router.decide(messages=chat.body["messages"], hints=chat.hints)
 
@@ -114,9 +116,11 @@ class Gateway:
             await self.spend.reserve(out.api_key_id, out.request_id, out.decision)  # released when the row is written
             if self.settings.store_prompts:
                 out.prompt = messages_text(chat.body["messages"])
-            if chat.stream:
-                return await self._stream(chat, out.decision, out)
-            return await self._complete(chat, out.decision, out)
+            remaining = self.settings.request_timeout_s - (time.perf_counter() - out.started)
+            async with guarded(request.receive, remaining):  # 504 past the deadline, 499 when the client leaves
+                if chat.stream:
+                    return await self._stream(chat, out.decision, out)
+                return await self._complete(chat, out.decision, out)
         except Exception as exc:
             out.api_key_id = out.api_key_id or getattr(exc, "key_id", None)
             self.finish(out, exc)
@@ -208,28 +212,33 @@ class Gateway:
             h["x-calibroute-fallbacks"] = ",".join(out.tried.path)
         return h
 
+    def verdict(self, out: Outcome, exc: BaseException | None, streamed: bool) -> tuple[int, str, str | None, bool]:
+        """(HTTP status, ledger status, error text, billed?) for how a request ended. Billed: the
+        tokens it consumed count (an answer, a stream cut short, a backend call the client left)."""
+        if exc is None:
+            recovered = f"recovered from: {out.tried.last_error}" if out.tried.last_error else None
+            return 200, "ok", recovered, True
+        if isinstance(exc, ClientDisconnected) or not isinstance(exc, Exception):  # not Exception: cancelled
+            return 499, "error", "client disconnected", True
+        if streamed:  # the client already has a 200: the stream ended early
+            return 200, "error", f"after streaming began: {exc}", True
+        http = status_of(exc)
+        if http in (401, 403) or isinstance(exc, (SpendLimitExceeded, RateLimited)):
+            status = "rejected"
+        elif 400 <= http < 500 and http != 429:
+            status = "client_error"
+        else:
+            status = "error"
+        return http, status, str(exc) or type(exc).__name__, False
+
     def finish(self, out: Outcome, exc: BaseException | None, *, streamed: bool = False) -> None:
         """Metrics and one ledger row; never raises into the request path."""
         try:
-            if exc is None:
-                http, status, error = 200, "ok", None
-            elif streamed:  # the client already has a 200: the stream ended early
-                gone = not isinstance(exc, Exception)
-                http, status = (499, "error") if gone else (200, "error")
-                error = "client disconnected" if gone else f"after streaming began: {exc}"
-            else:
-                http = status_of(exc)
-                if http in (401, 403) or isinstance(exc, (SpendLimitExceeded, RateLimited)):
-                    status = "rejected"
-                elif 400 <= http < 500 and http != 429:
-                    status = "client_error"
-                else:
-                    status = "error"
-                error = str(exc) or type(exc).__name__
+            http, status, error, billed = self.verdict(out, exc, streamed)
             cost, baseline = self.cost(out)
             tally = out.tally
             p = c = r = 0
-            if tally is not None and out.model is not None and (status == "ok" or streamed):
+            if tally is not None and out.model is not None and billed:
                 p, c, r = tally.prompt_tokens, tally.completion_tokens, tally.reasoning_tokens
             else:
                 cost = baseline = 0.0

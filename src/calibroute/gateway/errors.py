@@ -8,8 +8,8 @@ generic message; client input is validated before it can get that far.
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -23,6 +23,29 @@ log = logging.getLogger("calibroute.gateway")
 class PayloadTooLarge(InputError):
     http_status = 413
     code = "payload_too_large"
+
+
+class BodyTimeout(InputError):
+    """The client did not finish sending its request body in time."""
+
+    http_status = 408
+    code = "request_timeout"
+
+
+class ClientDisconnected(CalibrouteError):
+    """The client went away before its answer was ready; nobody reads the response (nginx's 499)."""
+
+    http_status = 499
+    error_type = "invalid_request_error"
+    code = "client_disconnected"
+
+
+class DeadlineExceeded(CalibrouteError):
+    """The gateway-wide ``request_timeout_s`` ran out, over every retry and fallback."""
+
+    http_status = 504
+    error_type = "api_error"
+    code = "request_timeout"
 
 
 class Unauthorized(CalibrouteError):
@@ -68,11 +91,17 @@ def status_of(exc: BaseException) -> int:
     return exc.http_status if isinstance(exc, CalibrouteError) else 500
 
 
+def retry_after_header(exc: BaseException) -> str | None:
+    """``Retry-After`` (whole seconds) for an error that says when to come back, e.g. a backend's 429."""
+    seconds = getattr(exc, "retry_after_s", None)
+    return str(max(1, math.ceil(seconds))) if isinstance(seconds, (int, float)) else None
+
+
 def error_response(exc: BaseException, headers: dict[str, str] | None = None) -> Response:
     if not isinstance(exc, CalibrouteError):
         log.error("unhandled error in the gateway", exc_info=exc)
-    if isinstance(exc, RateLimited):
-        headers = {**(headers or {}), "retry-after": str(max(1, math.ceil(exc.retry_after_s)))}
+    if (retry_after := retry_after_header(exc)) is not None:
+        headers = {**(headers or {}), "retry-after": retry_after}
     return Response(json.dumps(error_payload(exc)), status_code=status_of(exc), headers=headers,
                     media_type="application/json")
 

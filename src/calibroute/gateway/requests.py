@@ -1,21 +1,31 @@
 """Client request bodies -> validated ``ChatRequest``s; every problem is an InputError (4xx).
 
 Only what the gateway itself reads is checked here (model, messages, stream, the budget
-caps); other fields pass through to the backend, which answers for them.
+caps); other fields pass through to the backend, which answers for them. Two things that
+parse but would break later are settled here too: JSON nested deeper than
+``MAX_JSON_DEPTH`` (re-encoding it for the backend would exhaust the stack) is refused, and
+lone UTF-16 surrogates (``"\\ud800"``, valid JSON but not text) become U+FFFD, as a UTF-8
+decoder would do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ..config import EFFORT_ORDER, TASK_CLASSES, Portfolio
 from ..errors import InputError, UnknownModelError
 from ..types import Hints, TaskClass
-from .errors import PayloadTooLarge
+from .errors import BodyTimeout, ClientDisconnected, PayloadTooLarge
+
+MAX_JSON_DEPTH = 100  # far beyond any real request (tool schemas included), far below the recursion limit
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -28,18 +38,26 @@ class ChatRequest:
     hints: Hints
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes without reading them all."""
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The request body, refusing more than ``limit`` bytes without reading them all, and a
+    client that takes longer than ``timeout_s`` to send it (408: a slow client holds a
+    connection and a task for as long as it likes otherwise)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout(f"request body not received within {timeout_s:g}s") from None
+    except ClientDisconnect:
+        raise ClientDisconnected("client disconnected while sending the request body") from None
     return b"".join(chunks)
 
 
@@ -47,7 +65,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise InputError("request body is empty; expected a JSON object")
     try:
-        obj = json.loads(raw)
+        text = raw.decode("utf-8")
+        obj = json.loads(text)
     except UnicodeDecodeError:
         raise InputError("request body is not UTF-8") from None
     except ValueError as exc:
@@ -56,7 +75,35 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise InputError("request body is nested too deeply") from None
     if not isinstance(obj, dict):
         raise InputError("request body must be a JSON object")
+    # Both checks below walk the object only when the text says they might find something.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and nested_deeper_than(obj, MAX_JSON_DEPTH):
+        raise InputError(f"request body is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+    if _SURROGATE_ESCAPE.search(text):
+        obj = without_lone_surrogates(obj)
     return obj
+
+
+def nested_deeper_than(obj: Any, limit: int) -> bool:
+    """Iterative, so that checking a deep object cannot itself exhaust the stack."""
+    stack = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def without_lone_surrogates(node: Any) -> Any:
+    """A copy with every unpaired surrogate (json.loads keeps them; nothing can encode them) as U+FFFD."""
+    if isinstance(node, str):
+        return _LONE_SURROGATE.sub("\ufffd", node)
+    if isinstance(node, list):
+        return [without_lone_surrogates(item) for item in node]
+    if isinstance(node, dict):
+        return {without_lone_surrogates(k): without_lone_surrogates(v) for k, v in node.items()}
+    return node
 
 
 def _positive_int(obj: dict[str, Any], key: str) -> int | None:

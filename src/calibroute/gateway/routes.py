@@ -56,7 +56,7 @@ async def list_models(request: Request) -> Response:
 async def healthz(request: Request) -> Response:
     gw = _gateway(request)
     now = time.monotonic()
-    cooling = sorted(m for m, b in gw.fallback.breakers.items() if not b.available(now))
+    cooling = sorted(m for m, b in gw.fallback.breakers.items() if b.is_open(now))
     return _json({"status": "ok", "models": len(gw.portfolio.models), "circuit_open": cooling})
 
 

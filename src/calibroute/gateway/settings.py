@@ -19,9 +19,18 @@ class GatewaySettings(BaseModel):
     store_prompts: bool = False
     ledger_batch_s: float = Field(default=0.02, ge=0, description="group ledger rows for this long before handing them over; 0: one by one")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="larger request bodies get 413")
+    body_timeout_s: float = Field(default=30.0, gt=0, description="a client that takes longer to send its request body gets 408")
+    request_timeout_s: float = Field(
+        default=600.0, gt=0,
+        description="deadline per request over every retry and fallback, to the first byte of the answer (for non-streamed "
+                    "requests, all of it); then 504",
+    )
     retries: int = Field(default=1, ge=0, le=10, description="retries per model before the first byte, then fallback")
     backoff_s: float = Field(default=0.1, ge=0, description="first retry delay; doubles per retry, with jitter")
     backoff_max_s: float = Field(default=2.0, ge=0)
+    retry_after_max_s: float = Field(
+        default=5.0, ge=0, description="a backend's Retry-After up to this is waited before retrying it; longer: next model"
+    )
     breaker_failures: int = Field(default=5, ge=1, description="consecutive failures that open a model's circuit")
     breaker_cooldown_s: float = Field(default=30.0, ge=0, description="how long an open circuit keeps a model out")
     reservation_ttl_s: float = Field(default=900.0, gt=0, description="spend reservations of a process that died are released after this long")

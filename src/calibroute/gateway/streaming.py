@@ -73,7 +73,7 @@ class Tally:
         details = (self.usage or {}).get("completion_tokens_details")
         upstream = details.get("reasoning_tokens") if isinstance(details, dict) else None
         if isinstance(upstream, int) and upstream > 0:
-            return upstream
+            return min(upstream, self.completion_tokens)
         return min(self.reasoning_estimate, self.completion_tokens)
 
     def usage_block(self) -> dict[str, Any]:
