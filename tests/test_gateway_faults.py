@@ -47,8 +47,8 @@ def test_json_nested_just_below_the_parsers_limit_is_a_400(servers, fakes, strea
 
 # -- the circuit breaker's half-open state --------------------------------------------------
 def test_half_open_circuit_admits_exactly_one_trial_at_a_time(servers, fakes):
-    fakes["small"].hang = True  # failing slowly: every request let through waits for its read timeout
-    with gateway_stack(fakes, servers[1], read_timeout_s=0.5, retries=0, breaker_failures=1, breaker_cooldown_s=0) as gw:
+    fakes["small"].hang = True  # failing slowly: the trial stays in flight (read timeout) while the burst arrives
+    with gateway_stack(fakes, servers[1], read_timeout_s=1.5, retries=0, breaker_failures=1, breaker_cooldown_s=0) as gw:
         gateway = gw.app.state.gateway
         with client_for(gw) as client:  # trips the circuit (cool-down 0: half-open at once)
             assert client.chat.completions.with_raw_response.create(
