@@ -231,3 +231,40 @@ def test_a_backend_echoing_the_prompt_in_its_error_gets_the_cleaned_prompt(serve
         r = httpx.post(gw.v1 + "/chat/completions", json={"model": "small", "messages": [{"role": "user", "content": "x"}]},
                        headers={"content-type": "application/json"})
     assert r.status_code == 503 and "cannot process 'x'" in r.json()["error"]["message"]
+
+
+# -- every fault kind of the fake backend, streamed and not ---------------------------------
+# kind -> (what the client sees not streamed, streamed): "fallback" (mid answers), "small" (no effect
+# on that form, or invisible), "error_event" (the stream began, then ended with an error event).
+EVERY_FAULT = {
+    "status_500": ("fallback", "fallback"), "status_429": ("fallback", "fallback"), "hang": ("fallback", "fallback"),
+    "echo_error": ("fallback", "fallback"), "not_sse": ("small", "fallback"), "truncate": ("fallback", "small"),
+    "slow_body": ("small", "small"), "negative_usage": ("small", "small"),
+    "drop": ("small", "error_event"), "error_event": ("small", "error_event"),
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("kind", list(EVERY_FAULT))
+def test_every_fault_kind_has_its_documented_outcome(servers, fakes, kind, stream):
+    fakes["small"].fault_rate, fakes["small"].fault_kinds = 1.0, (kind,)
+    expected = EVERY_FAULT[kind][stream]
+    with gateway_stack(fakes, servers[1], retries=0, read_timeout_s=1) as gw, client_for(gw) as client:
+        try:
+            if stream:
+                raw = client.chat.completions.with_raw_response.create(model="auto", messages=SIMPLE, stream=True)
+                text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+            else:
+                raw = client.chat.completions.with_raw_response.create(model="auto", messages=SIMPLE)
+                text = raw.parse().choices[0].message.content
+            seen = "fallback" if raw.headers.get("x-calibroute-fallbacks") == "small,mid" else "small"
+        except openai.APIError:
+            seen, text = "error_event", None
+    assert fakes["small"].faults_injected == {kind: 1}
+    assert seen == expected
+    row = gw.ledger.rows[-1]
+    assert len(gw.ledger.rows) == 1 and row.cost_usd >= 0 and row.prompt_tokens >= 0
+    if expected == "error_event":
+        assert (row.status, row.http_status) == ("error", 200) and row.error.startswith("after streaming began")
+    else:
+        assert text == f"Hello from {'mid' if expected == 'fallback' else 'small'}." and row.status == "ok"
