@@ -21,13 +21,14 @@ def serve(
     redis_url: Annotated[Optional[str], typer.Option(envvar="CALIBROUTE_REDIS_URL", help="redis:// URL: rate limits shared by every process (default: per process)")] = None,
     request_timeout: Annotated[float, typer.Option(help="seconds per request over all retries and fallbacks (504)")] = 600.0,
     body_timeout: Annotated[float, typer.Option(help="seconds a client has to send its request body (408)")] = 30.0,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes sharing the port (each with its own connections; /metrics sums them)")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Serve the OpenAI Chat Completions API with calibrated routing (model "auto" or an alias)."""
-    import uvicorn
-
     from ..errors import ConfigError
-    from ..gateway import GatewaySettings, create_app
+    from ..gateway import GatewaySettings
+    from ..gateway.workers import run
+    from ..ledger.store import describe, resolve_url
 
     if config is not None and not config.is_file():
         raise ConfigError(f"{config}: no such file")
@@ -39,9 +40,10 @@ def serve(
                                    redis_url=redis_url)
     except ValueError as exc:
         raise ConfigError(f"invalid option: {exc}") from None
-    app = create_app(settings)
-    typer.echo(f"calibroute gateway on http://{host}:{port}/v1 (ledger: {getattr(app.state.gateway.ledger, 'location', 'custom')})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    where = describe(resolve_url(settings.ledger))
+    typer.echo(f"calibroute gateway on http://{host}:{port}/v1 (ledger: {where}, {workers} worker{'s' if workers > 1 else ''}, "
+               f"rate limits {'shared via Redis' if redis_url else 'per process'})", err=True)
+    run(settings, workers=workers, log_level=log_level)
 
 
 def register(app: typer.Typer) -> None:

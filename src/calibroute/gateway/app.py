@@ -21,7 +21,7 @@ from ..router import Router
 from .asgi import GatewayApp
 from .chat import Gateway
 from .errors import handle_error, handle_http_exception
-from .keyrefresh import keep_keys_fresh, key_reloader
+from .keyrefresh import keep_keys_fresh, key_listener, key_reloader
 from .metrics import GatewayMetrics
 from .routes import ROUTES
 from .settings import GatewaySettings
@@ -56,9 +56,14 @@ def create_app(
         tasks = [asyncio.create_task(keep_keys_fresh(*reloader))] if reloader else []
         if gateway.spend.enabled:
             tasks.append(asyncio.create_task(gateway.spend.expire_periodically()))
+        listener = app.state.key_listener = key_listener(ledger)
+        if listener is not None:
+            listener.start()
         try:
             yield
         finally:
+            if listener is not None:
+                await asyncio.to_thread(listener.stop)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -178,6 +178,7 @@ class KeyRing:
                 id=key.id, name=key.name, key_hash=hash_token(token), spend_limit_usd=spend_limit_usd,
                 spent_usd=0.0, reserved_usd=0.0, created_at=key.created_at, rpm_limit=rpm_limit, tpm_limit=tpm_limit,
             ))
+            announce_key_change(conn)
         self.reload()
         return key, token
 
