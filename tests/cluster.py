@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -113,13 +114,16 @@ class Cluster:
 
 @contextmanager
 def cluster(config: Path, ledger: str, n: int = 2, *, workers: int = 1, extra: tuple[str, ...] = (),
-            haproxy: bool = True) -> Iterator[Cluster]:
-    """``n`` replicas sharing ``ledger``, behind HAProxy when ``haproxy`` (else ``url`` is replica 0)."""
+            haproxy: bool = True, gateway_src: str | None = None) -> Iterator[Cluster]:
+    """``n`` replicas sharing ``ledger``, behind HAProxy when ``haproxy`` (else ``url`` is replica 0).
+    ``gateway_src``: run the replicas from another checkout's ``src`` (a baseline for benchmarks)."""
     work = Path(tempfile.mkdtemp(prefix="calibroute-cluster-"))
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    replicas = [Replica(free_port(), ["--config", str(config), "--ledger", ledger, "--workers", str(workers),
-                                      "--log-level", "warning", *extra], env) for _ in range(n)]
+    if gateway_src:
+        env["PYTHONPATH"] = gateway_src
+    args = ["--config", str(config), "--ledger", ledger, "--log-level", "warning", *extra]
+    replicas = [Replica(free_port(), [*args, *(["--workers", str(workers)] if workers > 1 else [])], env) for _ in range(n)]
     with ExitStack() as stack:
         if not os.environ.get("CALIBROUTE_KEEP_CLUSTER_LOGS"):
             stack.callback(shutil.rmtree, work, True)
@@ -150,3 +154,134 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+# -- load: what tests/test_replicas.py and bench/replicas.py send ---------------------------
+BODY = {"model": "small", "messages": [{"role": "user", "content": "Say hello to the whole team please"}], "max_tokens": 8}
+
+
+def post(url: str, token: str | None = None, client: httpx.Client | None = None) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return (client or httpx).post(url + "/v1/chat/completions", json=BODY, headers=headers, timeout=30)  # type: ignore[union-attr]
+
+
+def burst(url: str, token: str | None, n: int) -> list[httpx.Response]:
+    """``n`` requests released together from ``n`` threads."""
+    answers: list[httpx.Response] = []
+    start = threading.Barrier(n)
+
+    def one() -> None:
+        start.wait()
+        answers.append(post(url, token))
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
+class Load:
+    """``clients`` threads, each posting in a loop on its own keep-alive connection, until closed."""
+
+    def __init__(self, url: str, token: str | None, clients: int = 16) -> None:
+        self.url, self.token = url, token
+        self.answered: list[str] = []  # x-request-id of every 200
+        self.failures: list[str] = []  # status code or exception name of the others
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client) for _ in range(clients)]
+
+    def _client(self) -> None:
+        with httpx.Client() as session:
+            while not self._stop.is_set():
+                try:
+                    r = post(self.url, self.token, client=session)
+                except httpx.HTTPError as exc:
+                    self.failures.append(type(exc).__name__)
+                    continue
+                (self.answered if r.status_code == 200 else self.failures).append(
+                    r.headers["x-request-id"] if r.status_code == 200 else str(r.status_code))
+
+    def wait_answered(self, n: int, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.answered) < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(self.answered)} of {n} answered in {timeout_s:.0f} s")
+            time.sleep(0.05)
+
+    def __enter__(self) -> "Load":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+
+def wait_for_key(c: Cluster, token: str, timeout_s: float = 15) -> None:
+    """Until every replica knows the key (pushed by NOTIFY on PostgreSQL)."""
+    deadline = time.monotonic() + timeout_s
+    for r in c.replicas:
+        while httpx.get(r.url + "/v1/models", headers={"authorization": f"Bearer {token}"}).status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the new key never reached every replica")
+            time.sleep(0.05)
+
+
+def kill_one_under_load(c: Cluster, token: str, *, before: int = 150, after: int = 300) -> Load:
+    """Load through HAProxy; SIGKILL replica 0 after ``before`` answers, go on for ``after`` more."""
+    with Load(c.url, token) as load:
+        load.wait_answered(before)
+        c.replicas[0].stop(signal.SIGKILL)
+        load.wait_answered(len(load.answered) + after)
+    return load
+
+
+def unrecorded_after_restart(c: Cluster, ledger_url: str, answered: list[str]) -> list[str]:
+    """Restart the killed replica (as systemd's Restart= would: a local journal of unwritten rows
+    is replayed then), stop every replica gracefully (queued rows are written), and return the
+    answered request ids that have no ledger row."""
+    from sqlalchemy import select
+
+    from calibroute.ledger import open_ledger, tables
+
+    c.replicas[0].start()
+    for r in c.replicas:
+        r.stop(signal.SIGTERM)
+    with open_ledger(ledger_url) as ledger, ledger.engine.connect() as conn:
+        recorded = set(conn.execute(select(tables.requests.c.request_id)).scalars())
+    return [rid for rid in answered if rid not in recorded]
+
+
+def estimate_usd(config: Path) -> float:
+    """The reservation one ``BODY`` request makes (its upper-bound cost), routed as the replicas route."""
+    from stubs import KeywordClassifier, LengthDifficulty
+
+    from calibroute.config import parse_portfolio
+    from calibroute.gateway.spend import upper_bound_usd
+    from calibroute.router import Router
+    from calibroute.types import Hints
+
+    portfolio = parse_portfolio(config.read_text())
+    router = Router(portfolio, classifier=KeywordClassifier(), difficulty=LengthDifficulty())
+    decision = router.decide(messages=BODY["messages"], hints=Hints(model="small", max_output_tokens=BODY["max_tokens"]))
+    return upper_bound_usd(portfolio, decision)
+
+
+def failover_run(c: Cluster, ledger_url: str, fakes: dict) -> tuple[Load, list[str]]:  # type: ignore[type-arg]
+    """A key for the load, replica 0 killed under it (backend answering in 20 ms), then the
+    answered requests without a ledger row once the replica is back."""
+    from calibroute.ledger import open_ledger
+
+    with open_ledger(ledger_url) as admin:
+        _, token = admin.keys.create("load")
+    wait_for_key(c, token)
+    fakes["small"].delay_s = 0.02
+    try:
+        load = kill_one_under_load(c, token)
+    finally:
+        fakes["small"].delay_s = 0.0
+    return load, unrecorded_after_restart(c, ledger_url, load.answered)
