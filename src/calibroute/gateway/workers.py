@@ -47,6 +47,9 @@ def run(settings: GatewaySettings, *, workers: int = 1, log_level: str = "info")
     if workers <= 1:
         from .app import create_app
 
+        if os.environ.get(MULTIPROC_ENV):  # the operator's directory: a previous run's files would count again
+            prepare_multiprocess_dir()
+
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level, access_log=False)
         return
     from ..config import load_portfolio
