@@ -28,6 +28,10 @@ SpeedOpt = Annotated[Optional[float], typer.Option("--min-user-tps", help="large
 UtilOpt = Annotated[float, typer.Option("--utilization", help="average fleet utilisation the GPU-hours are paid at")]
 PriceOpt = Annotated[str, typer.Option("--price", help="GPU-hour price tier: low, typical (3-yr rental), high")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+SpecOpt = Annotated[
+    Optional[str],
+    typer.Option("--speculative", help="speculative decoding: none, mtp, mtp:DRAFT_TOKENS[:ACCEPTANCE] (default acceptance 0.7)"),
+]
 
 
 def _emit(data: Any) -> None:
@@ -54,6 +58,7 @@ def cost_cmd(
     min_user_tps: SpeedOpt = None,
     utilization: UtilOpt = 0.7,
     price: PriceOpt = "typical",
+    speculative: SpecOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Tokens/s and $ per million input/output tokens of one model on one GPU type."""
@@ -61,7 +66,9 @@ def cost_cmd(
 
     if concurrency is not None and concurrency < 1 or gpus is not None and gpus < 1:
         raise InputError("--concurrency and --gpus must be at least 1")
-    req = CostRequest(model, gpu, precision, kv_precision, context, output_tokens, concurrency, min_user_tps, gpus, utilization, price)
+    req = CostRequest(
+        model, gpu, precision, kv_precision, context, output_tokens, concurrency, min_user_tps, gpus, utilization, price, speculative
+    )
     result = cost(req)
     if as_json:
         _emit(result.to_dict())
@@ -75,6 +82,7 @@ def cost_cmd(
         ("memory / GPU", f"weights {est.weights_gb_per_gpu:.1f} GB + KV {est.kv_gb_per_gpu:.1f} GB"),
         ("batch", f"{est.concurrency} running (max that fits: {est.max_concurrency})"),
         ("throughput", f"{est.tokens_per_s:,.0f} output tok/s ({est.tokens_per_s_per_gpu:,.0f} per GPU), {est.input_tokens_per_s:,.0f} input tok/s"),
+        ("how sure", f"measured runs of this family came out {result.band.label()} of the model"),
         ("per user", f"{est.user_tokens_per_s:.1f} tok/s; decode step {est.time_per_output_token_ms:.1f} ms ({est.bound}-bound)"),
         ("GPU-hour", f"${result.usd_per_gpu_hour:.2f} at {result.utilization:.0%} utilisation"),
         ("$ / 1M tokens", f"input ${result.usd_per_mtok_input:.3f}, output ${result.usd_per_mtok_output:.3f}"),
@@ -94,6 +102,7 @@ def compare_cmd(
     output_tokens: OutputOpt = 1000,
     min_user_tps: SpeedOpt = None,
     utilization: UtilOpt = 0.7,
+    speculative: SpecOpt = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG to write")] = Path("economics-compare.png"),
     as_json: JsonOpt = False,
 ) -> None:
@@ -104,7 +113,9 @@ def compare_cmd(
     rows, curves, skipped = [], {}, []
     for m in _ids(models):
         for g in _ids(gpus):
-            req = CostRequest(m, g, precision, None, context, output_tokens, None, min_user_tps, per_instance, utilization)
+            req = CostRequest(
+                m, g, precision, None, context, output_tokens, None, min_user_tps, per_instance, utilization, speculative=speculative
+            )
             try:
                 rows.append(cost(req))
             except InputError as exc:
@@ -119,17 +130,21 @@ def compare_cmd(
         _emit({"rows": [r.to_dict() for r in rows], "skipped": skipped, "plot": str(plot) if plot and rows else None})
         return
     table = Table(title=f"{precision}, {context} in / {output_tokens} out per request, {utilization:.0%} utilisation")
-    for col in ("model", "gpu", "GPUs", "batch", "tok/s/GPU", "tok/s/user", "$/Mtok in", "$/Mtok out"):
-        table.add_column(col, justify="right" if col not in ("model", "gpu") else "left")
+    for col in ("model", "gpu", "GPUs", "batch", "tok/s/GPU", "measured vs model", "tok/s/user", "$/Mtok in", "$/Mtok out"):
+        table.add_column(col, justify="right" if col not in ("model", "gpu", "measured vs model") else "left")
     for r in rows:
         e = r.estimate
         table.add_row(
-            r.model, r.gpu, str(e.gpus), str(e.concurrency), f"{e.tokens_per_s_per_gpu:,.0f}",
+            r.model, r.gpu, str(e.gpus), str(e.concurrency), f"{e.tokens_per_s_per_gpu:,.0f}", r.band.label(),
             f"{e.user_tokens_per_s:.1f}", f"{r.usd_per_mtok_input:.3f}", f"{r.usd_per_mtok_output:.3f}",
         )
     console.print(table)
     for msg in skipped:
         console.print(f"skipped: {msg}", style="yellow", markup=False, highlight=False)
+    console.print(
+        "measured vs model: 10th-90th percentile of measured/predicted - 1 over the validation cases of the model's "
+        "family (calibroute economics validate); $/Mtok moves inversely.", markup=False, highlight=False,
+    )
     if plot is not None and rows:
         console.print(f"plot: {plot}", markup=False, highlight=False)
 
@@ -150,6 +165,7 @@ def plan_cmd(
     output_tokens: OutputOpt = 500,
     min_user_tps: SpeedOpt = None,
     utilization: UtilOpt = 0.7,
+    speculative: SpecOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Monthly and annual spend of a workload and the savings of routing or of a hardware transition."""
@@ -167,7 +183,10 @@ def plan_cmd(
             raise InputError("a hardware plan needs --model and --gpu (and usually --to-gpu)")
         targets = [(gpu, precision)] + [(g, to_precision or precision) for g in (_ids(to_gpu) if to_gpu else [])]
         for g, p in targets:
-            c = cost(CostRequest(model, g, p, None, context, output_tokens, None, min_user_tps, gpus_per_instance, utilization))
+            req = CostRequest(
+                model, g, p, None, context, output_tokens, None, min_user_tps, gpus_per_instance, utilization, speculative=speculative
+            )
+            c = cost(req)
             scenarios.append(hosting_scenario(c, input_share))
     if api is not None:
         scenarios += [api_scenario(pid, input_share) for pid in _ids(api)]
@@ -176,37 +195,47 @@ def plan_cmd(
         _emit({"tokens_per_month": tokens_per_month, "input_share": input_share, "rows": [r.to_dict() for r in rows]})
         return
     table = Table(title=f"{tokens_per_month:,.0f} tokens/month, {input_share:.0%} input; savings vs the first row")
-    for col in ("scenario", "$/Mtok", "instances", "monthly", "annual", "annual savings", "detail"):
+    for col in ("scenario", "$/Mtok", "instances", "monthly", "annual", "annual if measured", "annual savings", "detail"):
         table.add_column(col, justify="left" if col in ("scenario", "detail") else "right")
     for r in rows:
+        spread = "-" if r.annual_range_usd is None else f"${r.annual_range_usd[0]:,.0f}..${r.annual_range_usd[1]:,.0f}"
         table.add_row(
             r.name, f"{r.usd_per_mtok:.3f}", "-" if r.instances is None else str(r.instances),
-            f"${r.monthly_usd:,.0f}", f"${r.annual_usd:,.0f}",
+            f"${r.monthly_usd:,.0f}", f"${r.annual_usd:,.0f}", spread,
             f"${r.annual_savings_usd:,.0f} ({r.savings_share:.0%})", r.detail,
         )
     console.print(table)
+    if any(r.band for r in rows):
+        console.print(
+            "annual if measured: self-hosted spend if throughput lands at the 10th/90th percentile of measured/predicted "
+            "for the model's family (calibroute economics validate).", markup=False, highlight=False,
+        )
 
 
 @economics_app.command("validate")
 def validate_cmd(as_json: JsonOpt = False) -> None:
     """Predicted vs measured output tokens/s on public benchmarks, and the median absolute error."""
-    from ..economics.validate import median_abs_error, validate
+    from ..economics.validate import median_abs_error, summary, validate
 
     results = validate()
-    median = median_abs_error(results)
+    scored = [r for r in results if r.case.split != "superseded"]
+    median = median_abs_error(scored)
+    groups = summary(results)
     if as_json:
-        _emit({"median_abs_error": median, "cases": [r.to_dict() for r in results]})
+        _emit({"median_abs_error": median, "summary": groups, "cases": [r.to_dict() for r in results]})
         return
     table = Table(title="roofline vs measured (output tokens/s of the deployment)")
-    for col in ("case", "GPUs", "batch", "predicted", "measured", "error", "source"):
+    for col in ("case", "split", "engine", "GPUs", "batch", "predicted", "measured", "error", "source"):
         table.add_column(col, justify="right" if col in ("GPUs", "batch", "predicted", "measured", "error") else "left")
     for r in results:
         table.add_row(
-            r.case.name, str(r.case.gpus), str(r.concurrency), f"{r.predicted:,.0f}", f"{r.case.measured:,.0f}",
-            f"{r.error:+.0%}", f"{r.case.ref} [{r.source.label}]" + (f" — {r.case.note}" if r.case.note else ""),
+            r.case.name, r.case.split, r.case.engine, str(r.case.gpus), str(r.concurrency), f"{r.predicted:,.0f}",
+            f"{r.case.measured:,.0f}", f"{r.error:+.0%}", f"{r.case.ref} [{r.source.label}]" + (f" — {r.case.note}" if r.case.note else ""),
         )
     console.print(table)
-    console.print(f"median absolute error: {median:.1%} over {len(results)} cases", markup=False, highlight=False)
+    for key, g in groups.items():
+        console.print(f"{key:14} {g['cases']:3.0f} cases: median |error| {g['median']:.1%}, worst {g['worst']:.1%}", markup=False, highlight=False)
+    console.print(f"median absolute error: {median:.1%} over {len(scored)} scored cases", markup=False, highlight=False)
 
 
 @economics_app.command("catalog")

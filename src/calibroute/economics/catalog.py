@@ -53,6 +53,8 @@ class Gpu(_Strict):
     domain_size: int = Field(gt=0, description="GPUs in one NVLink / Infinity Fabric domain")
     scaleout_gbps: float = Field(gt=0)
     tdp_w: float = Field(gt=0)
+    launch_scale: float = Field(default=1.0, gt=0, description="per-kernel fixed time relative to NVIDIA (fitted for AMD)")
+    host_scale: float = Field(default=1.0, gt=0, description="host (CPU) time per scheduled sequence relative to x86 (fitted for Grace)")
     usd_per_gpu_hour: Prices
     preliminary: bool = False
     spec: Cited
@@ -127,6 +129,15 @@ class Model(_Strict):
     @property
     def is_moe(self) -> bool:
         return self.moe is not None
+
+    @property
+    def kind(self) -> str:
+        return "moe" if self.moe is not None else "dense"
+
+    @property
+    def family(self) -> str:
+        """Model family for error bands: the id up to the version (llama, deepseek, qwen3, gpt-oss, glm ...)."""
+        return "gpt-oss" if self.id.startswith("gpt-oss") else self.id.split("-")[0]
 
     def expert_params(self) -> float:
         """Parameters of one routed expert in one layer (gate, up and down projections)."""

@@ -7,8 +7,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import InputError
+from .bands import Band, band_for
 from .catalog import Catalog, check_precision, load_catalog, nearest_hint
 from .roofline import Deployment, Efficiency, Estimate, Workload, estimate, max_concurrency
+from .speculative import parse_speculation
 from .validate import default_kv_precision
 
 HOURS_PER_MONTH = 730.0
@@ -27,6 +29,7 @@ class CostRequest:
     gpus: int | None = None
     utilization: float = 0.7
     price: str = "typical"
+    speculative: str | None = None  # none | mtp[:DRAFT_TOKENS[:ACCEPTANCE]] (speculative.py)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Cost:
     utilization: float
     usd_per_mtok_input: float
     usd_per_mtok_output: float
+    band: Band
 
     def to_dict(self) -> dict[str, Any]:
         est = self.estimate.to_dict()
@@ -54,6 +58,7 @@ class Cost:
             "utilization": self.utilization,
             "usd_per_mtok_input": self.usd_per_mtok_input,
             "usd_per_mtok_output": self.usd_per_mtok_output,
+            "throughput_band": self.band.to_dict(),
             "details": details,
         }
 
@@ -75,7 +80,7 @@ def smallest_fit(dep: Deployment, work: Workload, eff: Efficiency, concurrency: 
     """
     need = concurrency or MIN_SERVING_BATCH
     for n in candidate_gpu_counts(dep.gpu.domain_size):
-        trial = Deployment(dep.model, dep.gpu, dep.precision, dep.kv_precision, n)
+        trial = replace(dep, gpus=n)
         if max_concurrency(trial, work, replace(eff, max_batch_per_gpu=10**9)) >= need:
             return n
     return None
@@ -115,11 +120,12 @@ def cost(req: CostRequest, eff: Efficiency | None = None, catalog: Catalog | Non
     work = Workload(req.input_tokens, req.output_tokens)
     if work.peak_context > model.context:
         raise InputError(f"{model.id} has a {model.context}-token context; {work.peak_context} requested")
-    dep = Deployment(model, gpu, precision, kv_precision, req.gpus or 1)
+    spec = parse_speculation(req.speculative)
+    dep = Deployment(model, gpu, precision, kv_precision, req.gpus or 1, speculation=spec)
     gpus = req.gpus or smallest_fit(dep, work, eff, req.concurrency)
     if gpus is None:
         raise InputError(_no_fit_message(req, catalog, work, eff))
-    dep = Deployment(model, gpu, precision, kv_precision, gpus)
+    dep = replace(dep, gpus=gpus)
     est = estimate(dep, work, eff, concurrency=req.concurrency, min_user_tps=req.min_user_tps)
     if not est.fits:
         raise InputError(_no_fit_message(req, catalog, work, eff) + f" (with --gpus {gpus})")
@@ -134,6 +140,7 @@ def cost(req: CostRequest, eff: Efficiency | None = None, catalog: Catalog | Non
         utilization=req.utilization,
         usd_per_mtok_input=usd_per_s * est.prefill_s_per_input_token * 1e6,
         usd_per_mtok_output=usd_per_s * est.decode_s_per_output_token * 1e6,
+        band=band_for(model),
     )
 
 
@@ -151,15 +158,18 @@ class Scenario:
     detail: str = ""
     instance_usd_per_month: float | None = None
     instance_tokens_per_month: float | None = None  # at the planned utilisation
+    band: Band | None = None  # throughput error band of a self-hosted row (bands.py)
 
-    def instances(self, tokens_per_month: float) -> int | None:
+    def instances(self, tokens_per_month: float, throughput_scale: float = 1.0) -> int | None:
         if self.instance_tokens_per_month is None:
             return None
-        return max(1, math.ceil(tokens_per_month / self.instance_tokens_per_month))
+        return max(1, math.ceil(tokens_per_month / (self.instance_tokens_per_month * throughput_scale)))
 
-    def spend(self, tokens_per_month: float) -> tuple[float, float]:
-        """Monthly and annual spend; self-hosting pays for whole instances, however idle."""
-        count = self.instances(tokens_per_month)
+    def spend(self, tokens_per_month: float, throughput_scale: float = 1.0) -> tuple[float, float]:
+        """Monthly and annual spend; self-hosting pays for whole instances, however idle.
+
+        ``throughput_scale``: real throughput relative to the model's (the error band's edges)."""
+        count = self.instances(tokens_per_month, throughput_scale)
         if count is not None and self.instance_usd_per_month is not None:
             monthly = count * self.instance_usd_per_month
         else:
@@ -177,6 +187,7 @@ def hosting_scenario(c: Cost, input_share: float) -> Scenario:
         detail=f"{est.gpus} GPU(s)/instance, {est.tokens_per_s_per_gpu:,.0f} out tok/s/GPU",
         instance_usd_per_month=est.gpus * c.usd_per_gpu_hour * HOURS_PER_MONTH,
         instance_tokens_per_month=per_month,
+        band=c.band,
     )
 
 
@@ -199,9 +210,14 @@ class PlanRow:
     annual_usd: float
     annual_savings_usd: float
     savings_share: float
+    band: Band | None = None
+    annual_range_usd: tuple[float, float] | None = None  # annual spend at the band's edges (whole instances)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        out["band"] = self.band.to_dict() if self.band else None
+        out["annual_range_usd"] = list(self.annual_range_usd) if self.annual_range_usd else None
+        return out
 
 
 def plan(scenarios: list[Scenario], tokens_per_month: float) -> list[PlanRow]:
@@ -217,7 +233,12 @@ def plan(scenarios: list[Scenario], tokens_per_month: float) -> list[PlanRow]:
         saved = base_annual - annual
         effective = monthly / (tokens_per_month / 1e6)
         share = saved / base_annual if base_annual else 0.0
-        rows.append(PlanRow(sc.name, sc.detail, effective, sc.instances(tokens_per_month), monthly, annual, saved, share))
+        spread = None
+        if sc.band is not None and sc.instance_tokens_per_month is not None:
+            spread = (sc.spend(tokens_per_month, 1 + sc.band.high)[1], sc.spend(tokens_per_month, max(1 + sc.band.low, 0.05))[1])
+        rows.append(
+            PlanRow(sc.name, sc.detail, effective, sc.instances(tokens_per_month), monthly, annual, saved, share, sc.band, spread)
+        )
     return rows
 
 

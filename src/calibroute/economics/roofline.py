@@ -4,51 +4,82 @@ Prefill is compute-bound: ~2 x active parameters FLOPs per token plus attention.
 A decode step is usually memory-bound: the weights are read once per step and shared by
 the whole batch (for an MoE, only the experts the batch touches), and every sequence reads
 its own KV cache. Parallel GPUs split weights, KV cache and FLOPs and pay for all-reduces
-over the scale-up link. Efficiency factors (``Efficiency``) are the only tuning knobs and
+(tensor parallel) or all-to-alls (expert parallel) over the scale-up link; every kernel has a
+fixed floor, which dominates small batches. MoE-specific terms live in moe.py, speculative
+decoding in speculative.py. Efficiency factors (``Efficiency``) are the only tuning knobs and
 each is justified in docs/economics.md.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
 
 from .catalog import BYTES, Gpu, Model
+from .moe import (
+    ep_imbalance,
+    expert_flops_share,
+    experts_touched,
+    kernels_per_layer,
+    moe_activation_bytes,
+    weight_bytes_read,
+)
+from .speculative import Speculation
 
 INDEXER_BYTES_PER_LAYER = 128  # DeepSeek Sparse Attention: one FP8 128-dim indexer key per token per layer
 
 
 @dataclass(frozen=True)
 class Efficiency:
-    """Fractions of peak a tuned serving stack reaches; see docs/economics.md for the evidence."""
+    """Fractions of peak a tuned serving stack reaches; see docs/economics.md for the evidence.
+
+    Fitted constants name the validation cases that fitted them (``split: fit`` in validation.yaml).
+    """
 
     memory: float = 0.80  # HBM: FlashMLA 90% on H800, Azure GB200 92% STREAM; real decode kernels lower
     compute: float = 0.55  # dense GEMM: Azure GB200 FP8 55%, FlashMLA 59%, FasterTransformer best 70%
     comm: float = 0.70  # NCCL bus bandwidth on NVLink is ~70-80% of the link rate
-    collective_latency_us: float = 10.0  # one small all-reduce on NVLink (CUDA graphs, custom all-reduce)
-    layer_overhead_us: float = 10.0  # per layer per step: norms, rotary, sampling, kernel gaps that move few bytes
-    moe: float = 0.25  # routed-expert FLOPs run at this fraction of the dense GEMM rate (calibrated; docs/economics.md)
-    fp4: float = 0.65  # native FP4 GEMMs reach this fraction of the FP8 GEMM efficiency (calibrated)
+    collective_latency_us: float = 10.0  # one small all-reduce / all-to-all on NVLink (CUDA graphs, custom kernels)
+    kernel_us: float = 4.8  # fixed time per kernel per step (launch gap + ramp/tail); fitted on the small-batch R1 cases
+    moe: float = 0.21  # routed-expert FLOPs run at this fraction of the dense GEMM rate (fitted on EP max-throughput cases)
+    expert_skew: float = 1.2  # coefficient of variation of expert popularity (fitted; drives EP imbalance)
+    host_us_per_seq: float = 32.0  # scheduler/sampling CPU time per running sequence per step (fitted on qwen30b-b200)
+    fp4: float = 0.65  # native FP4 GEMMs reach this fraction of the FP8 GEMM efficiency (fitted)
     hbm_usable: float = 0.90  # TRT-LLM/vLLM leave ~10% for activations and the runtime
     max_batch_per_gpu: int = 1024  # schedulers cap the running batch (vLLM max_num_seqs, TRT-LLM max_batch_size)
     prefill_chunk_tokens: int = 8192  # tokens per prefill chunk (TRT-LLM max_num_tokens default)
 
 
+Layout = Literal["auto", "tp", "dp"]
+
+
 @dataclass(frozen=True)
 class Deployment:
-    """One model instance: ``gpus`` GPUs of one kind sharing weights (tensor/expert parallel)."""
+    """One model instance: ``gpus`` GPUs of one kind sharing weights.
+
+    ``layout``: ``tp`` = everything tensor-parallel (experts too: each GPU a slice of every expert);
+    ``dp`` = attention data-parallel (each GPU its own sequences) + experts expert-parallel;
+    ``auto`` = ``dp`` for MoE models on several GPUs (TensorRT-LLM's and SGLang's max-throughput layout).
+    """
 
     model: Model
     gpu: Gpu
     precision: str
     kv_precision: str
     gpus: int = 1
+    layout: Layout = "auto"
+    speculation: Speculation | None = None
 
     @property
     def attention_dp(self) -> bool:
-        """MoE models serve attention data-parallel (each GPU its own sequences) and experts expert-parallel."""
-        return self.model.is_moe and self.gpus > 1
+        if self.gpus == 1 or self.layout == "tp":
+            return False
+        return self.layout == "dp" or self.model.is_moe
+
+    @property
+    def expert_parallel(self) -> bool:
+        return self.attention_dp and self.model.is_moe
 
     @property
     def kv_shards(self) -> int:
@@ -81,18 +112,34 @@ class Workload:
 
 @dataclass(frozen=True)
 class Step:
-    """Time of one decode step and what bounds it."""
+    """Time of one decode step, what bounds it, and how many output tokens per sequence it yields."""
 
     memory_s: float
     compute_s: float
     comm_s: float
+    fixed_s: float = 0.0  # per-kernel fixed time of the step's kernels
+    host_s: float = 0.0  # CPU scheduling time, overlapped with the GPU (overlap schedulers)
+    draft_s: float = 0.0  # speculative drafting
+    tokens: float = 1.0  # expected output tokens per sequence per step
+
+    @property
+    def gpu_s(self) -> float:
+        return max(self.memory_s, self.compute_s) + self.comm_s + self.fixed_s + self.draft_s
 
     @property
     def total_s(self) -> float:
-        return max(self.memory_s, self.compute_s) + self.comm_s
+        return max(self.gpu_s, self.host_s)
+
+    @property
+    def per_token_s(self) -> float:
+        return self.total_s / self.tokens
 
     @property
     def bound(self) -> str:
+        if self.host_s > self.gpu_s:
+            return "host"
+        if self.fixed_s + self.comm_s > max(self.memory_s, self.compute_s):
+            return "latency"
         return "memory" if self.memory_s >= self.compute_s else "compute"
 
 
@@ -114,6 +161,7 @@ class Estimate:
     prefill_s_per_input_token: float  # deployment-seconds spent per input token
     decode_s_per_output_token: float  # deployment-seconds spent per output token
     bound: str
+    layout: str = "tp"  # tp, or dp (attention data-parallel + expert parallel)
     details: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,6 +170,16 @@ class Estimate:
 
 def weight_bytes(model: Model, precision: str) -> float:
     return model.total_params_b * 1e9 * BYTES[precision]
+
+
+def weight_bytes_per_gpu(dep: Deployment) -> float:
+    """Stored weights per GPU: split n ways under TP; under attention-DP + EP the non-expert weights
+    (attention, embeddings, dense layers, shared experts) are replicated on every GPU."""
+    total = weight_bytes(dep.model, dep.precision)
+    if not dep.attention_dp:
+        return total / dep.gpus
+    routed = dep.model.routed_params() * BYTES[dep.precision]
+    return (total - routed) + routed / dep.gpus
 
 
 def _attended(model: Model, ctx: float, *, reading: bool) -> tuple[float, float]:
@@ -142,50 +200,32 @@ def kv_bytes(model: Model, ctx: float, kv_precision: str, *, reading: bool = Fal
     return per_layer * (full + bounded) + indexer
 
 
-def experts_touched(experts: int, per_token: int, tokens: float) -> float:
-    """Expected distinct experts hit per MoE layer by ``tokens`` tokens under uniform routing."""
-    return experts * (1.0 - float((1.0 - per_token / experts) ** tokens))
-
-
-def weight_bytes_read(model: Model, precision: str, tokens: float) -> tuple[float, float]:
-    """(shared, expert) weight bytes one forward pass over ``tokens`` tokens reads; experts only if touched."""
-    if model.moe is None:
-        return weight_bytes(model, precision), 0.0
-    shared = model.total_params_b * 1e9 - model.routed_params()
-    touched = experts_touched(model.moe.experts, model.moe.per_token, tokens)
-    return shared * BYTES[precision], model.moe.layers * touched * model.expert_params() * BYTES[precision]
-
-
-def moe_activation_bytes(model: Model, tokens: float) -> float:
-    """Activation traffic of routing: each token's k copies are permuted, pass two grouped GEMMs and are combined.
-
-    Per copy: hidden state written and read at dispatch and combine (4 x hidden) and the gate/up output
-    and activated intermediate written and read (2 x 2 x ffn + 2 x ffn), all in BF16.
-    """
-    if model.moe is None:
-        return 0.0
-    per_copy = (4 * model.hidden + 6 * model.moe.expert_ffn) * BYTES["bf16"]
-    return tokens * model.moe.layers * model.moe.per_token * per_copy
-
-
-def _expert_flops_share(model: Model) -> float:
-    """Fraction of the per-token parameter FLOPs spent in routed experts."""
-    if model.moe is None:
-        return 0.0
-    active_experts = model.moe.layers * model.moe.per_token * model.expert_params()
-    return min(1.0, active_experts / (model.active_params_b * 1e9))
-
-
 def _rates(dep: Deployment, eff: Efficiency) -> tuple[float, float]:
     """Effective (bytes/s, FLOP/s) of one GPU at this precision."""
     scale = eff.fp4 if dep.precision == "fp4" and "fp4" in dep.gpu.dense_tflops else 1.0
     return dep.gpu.hbm_tbps * 1e12 * eff.memory, dep.gpu.tflops(dep.precision) * 1e12 * eff.compute * scale
 
 
-def _param_flops(model: Model, tokens: float, eff: Efficiency) -> float:
-    """2 x active parameters per token, with routed-expert FLOPs weighted up by the MoE efficiency."""
-    share = _expert_flops_share(model)
-    return tokens * 2.0 * model.active_params_b * 1e9 * ((1 - share) + share / eff.moe)
+def _param_flops(dep: Deployment, tokens: float, eff: Efficiency) -> float:
+    """Per-GPU parameter FLOPs: 2 x active parameters per token; routed-expert FLOPs weighted by the MoE
+    efficiency and, under expert parallelism, by the busiest rank's share."""
+    model, n = dep.model, dep.gpus
+    share = expert_flops_share(model)
+    total = tokens * 2.0 * model.active_params_b * 1e9
+    imbalance = ep_imbalance(model, tokens, n, eff.expert_skew) if dep.expert_parallel else 1.0
+    return total * (1 - share) / n + total * share / eff.moe * imbalance / n
+
+
+def _weight_traffic(dep: Deployment, tokens: float, eff: Efficiency) -> float:
+    """Per-GPU bytes of weights and routing activations one forward pass over ``tokens`` tokens moves."""
+    model, n = dep.model, dep.gpus
+    shared, experts = weight_bytes_read(model, dep.precision, tokens)
+    activations = moe_activation_bytes(model, tokens)
+    if not dep.expert_parallel:
+        return (shared + experts + activations) / n
+    # each GPU reads the replicated non-expert weights; its experts and their tokens at the busiest rank's load
+    imbalance = ep_imbalance(model, tokens, n, eff.expert_skew)
+    return shared + (experts + activations) * imbalance / n
 
 
 def comm_seconds(dep: Deployment, tokens: float, collectives: int, eff: Efficiency) -> float:
@@ -198,7 +238,7 @@ def comm_seconds(dep: Deployment, tokens: float, collectives: int, eff: Efficien
     n, model = dep.gpus, dep.model
     if n == 1:
         return 0.0
-    if dep.attention_dp and model.moe is not None:
+    if dep.expert_parallel and model.moe is not None:
         fanout = min(model.moe.per_token, n) * (n - 1) / n
         per_gpu = model.moe.layers * (tokens / n) * fanout * model.hidden * (BYTES["fp8"] + BYTES["bf16"])
         calls = 2 * model.moe.layers
@@ -208,18 +248,36 @@ def comm_seconds(dep: Deployment, tokens: float, collectives: int, eff: Efficien
     return per_gpu / (dep.link_gbps * 1e9 * eff.comm) + collectives * calls * eff.collective_latency_us * 1e-6
 
 
-def decode_step(dep: Deployment, batch: int, ctx: float, eff: Efficiency) -> Step:
-    model, n = dep.model, dep.gpus
-    shared, experts = weight_bytes_read(model, dep.precision, batch)
-    kv = batch * kv_bytes(model, ctx, dep.kv_precision, reading=True)
+def fixed_seconds(dep: Deployment, eff: Efficiency) -> float:
+    """One forward pass's per-kernel fixed time: kernels per layer x layers x the per-kernel time."""
+    return dep.model.layers * kernels_per_layer(dep.model) * eff.kernel_us * dep.gpu.launch_scale * 1e-6
+
+
+def _verify_step(dep: Deployment, batch: int, ctx: float, eff: Efficiency, positions: int) -> Step:
+    """A forward pass over ``positions`` new tokens for each of ``batch`` sequences (1 = plain decode)."""
+    model, tokens = dep.model, batch * positions
+    kv = batch * kv_bytes(model, ctx, dep.kv_precision, reading=True)  # read once, shared by the positions
     full, bounded = _attended(model, ctx, reading=True)
-    flops = _param_flops(model, batch, eff) + batch * model.attention.decode_flops_per_ctx_token() * (full + bounded)
+    attn_flops = tokens * model.attention.decode_flops_per_ctx_token() * (full + bounded)
     bandwidth, peak = _rates(dep, eff)
+    local = batch / dep.gpus if dep.attention_dp else batch
     return Step(
-        memory_s=((shared + experts + moe_activation_bytes(model, batch)) / n + kv / dep.kv_shards) / bandwidth,
-        compute_s=flops / n / peak,
-        comm_s=comm_seconds(dep, batch, 1, eff) + model.layers * eff.layer_overhead_us * 1e-6,
+        memory_s=(_weight_traffic(dep, tokens, eff) + kv / dep.kv_shards) / bandwidth,
+        compute_s=(_param_flops(dep, tokens, eff) + attn_flops / dep.gpus) / peak,
+        comm_s=comm_seconds(dep, tokens, 1, eff),
+        fixed_s=fixed_seconds(dep, eff),
+        host_s=eff.host_us_per_seq * dep.gpu.host_scale * local * 1e-6,
     )
+
+
+def decode_step(dep: Deployment, batch: int, ctx: float, eff: Efficiency) -> Step:
+    """One decode step of ``batch`` sequences at context ``ctx``; with speculation, draft + verify."""
+    spec = dep.speculation
+    if spec is None:
+        return _verify_step(dep, batch, ctx, eff, 1)
+    plain = _verify_step(dep, batch, ctx, eff, 1)
+    verify = _verify_step(dep, batch, ctx, eff, spec.positions)
+    return replace(verify, draft_s=spec.draft_fraction(dep.model.layers) * plain.gpu_s, tokens=spec.tokens_per_step)
 
 
 def prefill_seconds(dep: Deployment, requests: int, input_tokens: int, eff: Efficiency) -> float:
@@ -227,26 +285,27 @@ def prefill_seconds(dep: Deployment, requests: int, input_tokens: int, eff: Effi
     model, n = dep.model, dep.gpus
     tokens = requests * input_tokens
     full, bounded = _attended(model, input_tokens / 2, reading=False)  # causal: a token sees half the prompt on average
-    flops = _param_flops(model, tokens, eff) + tokens * model.attention.prefill_flops_per_ctx_token() * (full + bounded)
+    chunks = max(1, math.ceil(tokens / (eff.prefill_chunk_tokens * (n if dep.attention_dp else 1))))
+    chunk = tokens / chunks
+    attn = tokens * model.attention.prefill_flops_per_ctx_token() * (full + bounded) / n
     bandwidth, peak = _rates(dep, eff)
-    compute = flops / n / peak
-    chunks = max(1, math.ceil(tokens / eff.prefill_chunk_tokens))
-    shared, experts = weight_bytes_read(model, dep.precision, min(tokens, eff.prefill_chunk_tokens))
-    memory = (chunks * (shared + experts) + moe_activation_bytes(model, tokens)) / n / bandwidth
-    return max(compute, memory) + comm_seconds(dep, tokens, chunks, eff)
+    compute = chunks * _param_flops(dep, chunk, eff) / peak + attn / peak
+    memory = chunks * _weight_traffic(dep, chunk, eff) / bandwidth
+    return max(compute, memory) + comm_seconds(dep, tokens, chunks, eff) + chunks * fixed_seconds(dep, eff)
 
 
-def memory_capacity(dep: Deployment, eff: Efficiency) -> float:
-    return dep.gpus * dep.gpu.hbm_gb * 1e9 * eff.hbm_usable
+def kv_bytes_per_gpu(dep: Deployment, ctx: float) -> float:
+    """One sequence's stored KV cache on each GPU that holds it."""
+    return kv_bytes(dep.model, ctx, dep.kv_precision) / dep.kv_shards
 
 
 def max_concurrency(dep: Deployment, work: Workload, eff: Efficiency) -> int:
     """Largest running batch whose weights + full-length KV caches fit, capped by the scheduler."""
-    free = memory_capacity(dep, eff) - weight_bytes(dep.model, dep.precision)
+    free = dep.gpu.hbm_gb * 1e9 * eff.hbm_usable - weight_bytes_per_gpu(dep)
     if free <= 0:
         return 0
-    per_seq = kv_bytes(dep.model, work.peak_context, dep.kv_precision) * dep.gpus / dep.kv_shards
-    by_memory = int(free // per_seq)
+    # TP: each GPU holds 1/kv_shards of every sequence; attention-DP: whole sequences, 1/n of the batch each
+    by_memory = int(free // kv_bytes_per_gpu(dep, work.peak_context))
     return min(by_memory, eff.max_batch_per_gpu * dep.gpus)
 
 
@@ -258,8 +317,21 @@ def estimate(
     concurrency: int | None = None,
     min_user_tps: float | None = None,
 ) -> Estimate:
-    """Serve ``work`` at ``concurrency`` (default: the largest batch that fits, or the largest meeting ``min_user_tps``)."""
+    """Serve ``work`` at ``concurrency`` (default: the largest batch that fits, or the largest meeting ``min_user_tps``).
+
+    An MoE on several GPUs with ``layout="auto"`` is served in whichever layout gives more tokens/s:
+    tensor parallel wins at small batches (no replicated attention weights, no expert imbalance),
+    attention-DP + EP at large ones (MLA's cache sharded, more sequences fit).
+    """
     eff = eff or Efficiency()
+    if dep.layout == "auto" and dep.model.is_moe and dep.gpus > 1:
+        options = [_estimate(replace(dep, layout=lay), work, eff, concurrency, min_user_tps) for lay in ("dp", "tp")]
+        fitting = [e for e in options if e.fits] or options
+        return max(fitting, key=lambda e: e.tokens_per_s)
+    return _estimate(dep, work, eff, concurrency, min_user_tps)
+
+
+def _estimate(dep: Deployment, work: Workload, eff: Efficiency, concurrency: int | None, min_user_tps: float | None) -> Estimate:
     cap = max_concurrency(dep, work, eff)
     if concurrency is not None:
         batch = concurrency
@@ -271,7 +343,7 @@ def estimate(
     run = max(batch, 1)
     t_prefill = prefill_seconds(dep, run, work.input_tokens, eff)
     step = decode_step(dep, run, work.mean_decode_context, eff)
-    t_decode = work.output_tokens * step.total_s
+    t_decode = work.output_tokens * step.per_token_s
     total = t_prefill + t_decode
     out_tps = run * work.output_tokens / total
     return Estimate(
@@ -279,34 +351,38 @@ def estimate(
         gpus=dep.gpus,
         concurrency=batch,
         max_concurrency=cap,
-        weights_gb_per_gpu=weight_bytes(dep.model, dep.precision) / dep.gpus / 1e9,
-        kv_gb_per_gpu=run * kv_bytes(dep.model, work.peak_context, dep.kv_precision) / dep.kv_shards / 1e9,
+        weights_gb_per_gpu=weight_bytes_per_gpu(dep) / 1e9,
+        kv_gb_per_gpu=run * kv_bytes_per_gpu(dep, work.peak_context) / 1e9,
         tokens_per_s=out_tps,
         tokens_per_s_per_gpu=out_tps / dep.gpus,
         input_tokens_per_s=run * work.input_tokens / total,
         user_tokens_per_s=out_tps / run,
-        time_per_output_token_ms=step.total_s * 1e3,
+        time_per_output_token_ms=step.per_token_s * 1e3,
         prefill_s_per_input_token=t_prefill / (run * work.input_tokens),
         decode_s_per_output_token=t_decode / (run * work.output_tokens),
         bound=step.bound,
+        layout="dp" if dep.attention_dp else "tp",
         details={
             "step_memory_ms": step.memory_s * 1e3,
             "step_compute_ms": step.compute_s * 1e3,
             "step_comm_ms": step.comm_s * 1e3,
+            "step_fixed_ms": step.fixed_s * 1e3,
+            "step_host_ms": step.host_s * 1e3,
+            "step_draft_ms": step.draft_s * 1e3,
+            "tokens_per_step": step.tokens,
             "prefill_s_per_batch": t_prefill,
         },
     )
 
 
 def _fits(dep: Deployment, work: Workload, eff: Efficiency, batch: int) -> bool:
-    per_seq = kv_bytes(dep.model, work.peak_context, dep.kv_precision) * dep.gpus / dep.kv_shards
-    need = weight_bytes(dep.model, dep.precision) + batch * per_seq
-    return need <= memory_capacity(dep, eff)
+    need = weight_bytes_per_gpu(dep) + batch * kv_bytes_per_gpu(dep, work.peak_context)
+    return need <= dep.gpu.hbm_gb * 1e9 * eff.hbm_usable
 
 
 def user_tps(dep: Deployment, work: Workload, eff: Efficiency, batch: int) -> float:
     step = decode_step(dep, batch, work.mean_decode_context, eff)
-    total = prefill_seconds(dep, batch, work.input_tokens, eff) + work.output_tokens * step.total_s
+    total = prefill_seconds(dep, batch, work.input_tokens, eff) + work.output_tokens * step.per_token_s
     return work.output_tokens / total
 
 
