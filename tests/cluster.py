@@ -48,7 +48,7 @@ class Replica:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 60) -> None:
+    def start(self, timeout_s: float = 180) -> None:  # generous: CI machines are shared
         cmd = [sys.executable, "-c", LAUNCH.format(tests=str(TESTS)), *self.args, "--port", str(self.port)]
         assert self.log is not None
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log.open("ab"), env=self.env,

@@ -12,13 +12,28 @@ limit pay for the database round trip.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ..config import Portfolio
+from ..errors import CalibrouteError
 from ..ledger.reservations import expire_reservations, reserve
 from ..types import Decision
 from .errors import SpendLimitExceeded
 from .keyrefresh import every
+
+log = logging.getLogger("calibroute.gateway")
+
+class LedgerUnavailable(CalibrouteError):
+    """The spend limit cannot be checked: refuse (503) rather than serve past a limit."""
+
+    http_status = 503
+    error_type = "server_error"
+    code = "ledger_unavailable"
+    retry_after_s = 1.0
+
 
 def upper_bound_usd(portfolio: Portfolio, decision: Decision) -> float:
     """What the request can cost at most, as far as the router knows before the call."""
@@ -46,7 +61,11 @@ class SpendGuard:
         if key is None or key.spend_limit_usd is None:
             return
         amount = upper_bound_usd(self.portfolio, decision)
-        refused = await asyncio.to_thread(reserve, self.engine, key_id, request_id, amount, self.ttl_s)  # type: ignore[arg-type]
+        try:
+            refused = await asyncio.to_thread(reserve, self.engine, key_id, request_id, amount, self.ttl_s)  # type: ignore[arg-type]
+        except SQLAlchemyError as exc:
+            log.error("spend reservation failed for %s: %s", key_id, str(exc).splitlines()[0])
+            raise LedgerUnavailable("cannot check this API key's spend limit: the ledger database is unavailable") from None
         if refused is not None:
             exc = SpendLimitExceeded(
                 f"API key {key.name!r} has ${refused.left_usd:.4f} left of its ${refused.limit_usd:.2f} spend limit "
