@@ -118,3 +118,12 @@ def test_moe_and_dense_error_targets_hold_on_the_holdout_cases():
     assert groups["moe/holdout"]["median"] <= 0.25 and groups["moe/holdout"]["worst"] <= 0.60
     assert groups["dense/holdout"]["median"] <= 0.15
     assert groups["moe/holdout"]["cases"] >= 20
+
+
+def test_an_unreachable_per_user_speed_is_said_not_silently_missed():
+    result = runner.invoke(app, ["economics", "cost", "-m", "deepseek-v3", "-g", "b200", "-p", "fp4", "--gpus", "8",
+                                 "--min-user-tps", "400", "--context", "8000"])
+    assert result.exit_code == 0 and "out of reach" in result.output
+    fine = runner.invoke(app, ["economics", "cost", "-m", "deepseek-v3", "-g", "b200", "-p", "fp4", "--gpus", "8",
+                               "--min-user-tps", "20"])
+    assert "out of reach" not in fine.output

@@ -45,6 +45,13 @@ def _ids(value: str) -> list[str]:
     return items
 
 
+def _unreachable(target: float, reached: float) -> str:
+    return (
+        f"{target:g} tok/s per user is out of reach: one sequence alone gets {reached:.1f} "
+        "(per-step kernel and collective floor); try --speculative mtp"
+    )
+
+
 @economics_app.command("cost")
 def cost_cmd(
     model: ModelOpt,
@@ -87,6 +94,8 @@ def cost_cmd(
         ("GPU-hour", f"${result.usd_per_gpu_hour:.2f} at {result.utilization:.0%} utilisation"),
         ("$ / 1M tokens", f"input ${result.usd_per_mtok_input:.3f}, output ${result.usd_per_mtok_output:.3f}"),
     ]
+    if min_user_tps is not None and est.user_tokens_per_s < min_user_tps:
+        rows.append(("note", _unreachable(min_user_tps, est.user_tokens_per_s)))
     for k, v in rows:
         table.add_row(k, v)
     console.print(table)
@@ -141,6 +150,10 @@ def compare_cmd(
     console.print(table)
     for msg in skipped:
         console.print(f"skipped: {msg}", style="yellow", markup=False, highlight=False)
+    for r in rows:
+        if min_user_tps is not None and r.estimate.user_tokens_per_s < min_user_tps:
+            note = f"{r.model} / {r.gpu}: {_unreachable(min_user_tps, r.estimate.user_tokens_per_s)}"
+            console.print(note, style="yellow", markup=False, highlight=False)
     console.print(
         "measured vs model: 10th-90th percentile of measured/predicted - 1 over the validation cases of the model's "
         "family (calibroute economics validate); $/Mtok moves inversely.", markup=False, highlight=False,

@@ -41,11 +41,12 @@ class Efficiency:
     compute: float = 0.55  # dense GEMM: Azure GB200 FP8 55%, FlashMLA 59%, FasterTransformer best 70%
     comm: float = 0.70  # NCCL bus bandwidth on NVLink is ~70-80% of the link rate
     collective_latency_us: float = 10.0  # one small all-reduce / all-to-all on NVLink (CUDA graphs, custom kernels)
-    kernel_us: float = 4.8  # fixed time per kernel per step (launch gap + ramp/tail); fitted on the small-batch R1 cases
-    moe: float = 0.21  # routed-expert FLOPs run at this fraction of the dense GEMM rate (fitted on EP max-throughput cases)
-    expert_skew: float = 1.2  # coefficient of variation of expert popularity (fitted; drives EP imbalance)
-    host_us_per_seq: float = 32.0  # scheduler/sampling CPU time per running sequence per step (fitted on qwen30b-b200)
-    fp4: float = 0.65  # native FP4 GEMMs reach this fraction of the FP8 GEMM efficiency (fitted)
+    # fixed time per kernel (launch gap, ramp, tail); fit: r1-h200x8-sglang-fp8-1k/1k-c4, r1-b200x8-sglang-fp8-1k/1k-c1
+    kernel_us: float = 4.8
+    moe: float = 0.21  # routed-expert GEMMs at this fraction of the dense rate; fit: qwen235b-h100x8-fp8-1k1k, r1-b200x8-fp4-fp8kv-c7168
+    expert_skew: float = 1.2  # CV of expert popularity (EP imbalance, moe.ep_imbalance); fit: the same two cases
+    host_us_per_seq: float = 32.0  # scheduler/sampling CPU time per running sequence per step; fit: qwen30b-b200-fp4-1k1k
+    fp4: float = 0.65  # NVFP4 GEMMs reach this fraction of the FP8 efficiency; fit: llama70b-b200-fp4-1k1k, llama405b-b200x4-fp4-1k1k
     hbm_usable: float = 0.90  # TRT-LLM/vLLM leave ~10% for activations and the runtime
     max_batch_per_gpu: int = 1024  # schedulers cap the running batch (vLLM max_num_seqs, TRT-LLM max_batch_size)
     prefill_chunk_tokens: int = 8192  # tokens per prefill chunk (TRT-LLM max_num_tokens default)
