@@ -19,7 +19,7 @@ from calibroute.economics.roofline import Efficiency
 from calibroute.economics.validate import Case, load_cases, run_case
 
 EFF_KNOBS = ("kernel_us", "moe", "expert_skew", "host_us_per_seq", "fp4")
-GPU_KNOBS = (("mi300x", "launch_scale"), ("mi355x", "launch_scale"), ("gb200", "host_scale"))
+GPU_KNOBS = (("mi300x", "launch_scale"), ("mi300x", "hbm_scale"), ("mi355x", "launch_scale"), ("gb200", "host_scale"))
 SPEC_KNOB = "inferencex_acceptance"
 
 
@@ -44,7 +44,9 @@ def main() -> None:
     args = ap.parse_args()
     cases, _ = load_cases()
     fit = [c for c in cases if c.split == "fit"]
-    eff, gpu_over, acc = Efficiency(), {k: 1.0 for k in GPU_KNOBS}, 0.7
+    catalog = load_catalog()
+    eff, acc = Efficiency(), 0.7
+    gpu_over = {(g, f): getattr(catalog.gpu(g), f) for g, f in GPU_KNOBS}  # start from the shipped values
     for rnd in range(args.rounds):
         for knob in (*EFF_KNOBS, *GPU_KNOBS, SPEC_KNOB):
             if knob == SPEC_KNOB:
@@ -53,12 +55,12 @@ def main() -> None:
                 acc = best
             elif isinstance(knob, tuple):
                 cur = gpu_over[knob]
-                grid = [cur * 2 ** (i / 4) for i in range(-6, 7)]
+                grid = [cur * 2 ** (i / 8) for i in range(-8, 9)]
                 best = min(grid, key=lambda v: loss(fit, eff, {**gpu_over, knob: v}, acc))
                 gpu_over[knob] = best
             else:
                 cur = getattr(eff, knob)
-                grid = [cur * 2 ** (i / 4) for i in range(-6, 7)] if cur > 0 else [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+                grid = [cur * 2 ** (i / 8) for i in range(-8, 9)] if cur > 0 else [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
                 if knob in ("moe", "fp4"):
                     grid = [min(v, 1.0) for v in grid]
                 best = min(grid, key=lambda v: loss(fit, replace(eff, **{knob: v}), gpu_over, acc))

@@ -54,6 +54,7 @@ class Gpu(_Strict):
     scaleout_gbps: float = Field(gt=0)
     tdp_w: float = Field(gt=0)
     launch_scale: float = Field(default=1.0, gt=0, description="per-kernel fixed time relative to NVIDIA (fitted for AMD)")
+    hbm_scale: float = Field(default=1.0, gt=0, description="achieved decode bandwidth relative to the common η_mem (fitted for MI300X)")
     host_scale: float = Field(default=1.0, gt=0, description="host (CPU) time per scheduled sequence relative to x86 (fitted for Grace)")
     usd_per_gpu_hour: Prices
     preliminary: bool = False

@@ -42,11 +42,11 @@ class Efficiency:
     comm: float = 0.70  # NCCL bus bandwidth on NVLink is ~70-80% of the link rate
     collective_latency_us: float = 10.0  # one small all-reduce / all-to-all on NVLink (CUDA graphs, custom kernels)
     # fixed time per kernel (launch gap, ramp, tail); fit: r1-h200x8-sglang-fp8-1k/1k-c4, r1-b200x8-sglang-fp8-1k/1k-c1
-    kernel_us: float = 4.8
+    kernel_us: float = 4.4
     moe: float = 0.21  # routed-expert GEMMs at this fraction of the dense rate; fit: qwen235b-h100x8-fp8-1k1k, r1-b200x8-fp4-fp8kv-c7168
     expert_skew: float = 1.2  # CV of expert popularity (EP imbalance, moe.ep_imbalance); fit: the same two cases
     host_us_per_seq: float = 32.0  # scheduler/sampling CPU time per running sequence per step; fit: qwen30b-b200-fp4-1k1k
-    fp4: float = 0.65  # NVFP4 GEMMs reach this fraction of the FP8 efficiency; fit: llama70b-b200-fp4-1k1k, llama405b-b200x4-fp4-1k1k
+    fp4: float = 0.60  # NVFP4 GEMMs reach this fraction of the FP8 efficiency; fit: llama70b-b200-fp4-1k1k, llama405b-b200x4-fp4-1k1k
     hbm_usable: float = 0.90  # TRT-LLM/vLLM leave ~10% for activations and the runtime
     max_batch_per_gpu: int = 1024  # schedulers cap the running batch (vLLM max_num_seqs, TRT-LLM max_batch_size)
     prefill_chunk_tokens: int = 8192  # tokens per prefill chunk (TRT-LLM max_num_tokens default)
@@ -204,7 +204,8 @@ def kv_bytes(model: Model, ctx: float, kv_precision: str, *, reading: bool = Fal
 def _rates(dep: Deployment, eff: Efficiency) -> tuple[float, float]:
     """Effective (bytes/s, FLOP/s) of one GPU at this precision."""
     scale = eff.fp4 if dep.precision == "fp4" and "fp4" in dep.gpu.dense_tflops else 1.0
-    return dep.gpu.hbm_tbps * 1e12 * eff.memory, dep.gpu.tflops(dep.precision) * 1e12 * eff.compute * scale
+    bandwidth = dep.gpu.hbm_tbps * 1e12 * eff.memory * dep.gpu.hbm_scale
+    return bandwidth, dep.gpu.tflops(dep.precision) * 1e12 * eff.compute * scale
 
 
 def _param_flops(dep: Deployment, tokens: float, eff: Efficiency) -> float:
