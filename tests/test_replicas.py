@@ -21,6 +21,7 @@ from promtext import total
 from test_ledger_db import _pg_schema_url
 
 from calibroute.ledger import open_ledger
+from calibroute.ledger.reservations import reserved_usd
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +84,14 @@ def test_spend_overshoot_across_two_replicas_is_at_most_one_estimate(backends, c
     assert len(answers) == 16 and all(r.status_code in (200, 429) for r in answers)
     assert len({r.headers["x-request-id"][:12] for r in answers}) == 2, "both replicas should have answered"
     assert len(ok) >= 1  # more than 5 only when early answers were written (at their actual cost, below the estimate)
-    assert sum(float(r.headers["x-calibroute-cost-usd"]) for r in ok) <= 5 * est + est
+    served = sum(float(r.headers["x-calibroute-cost-usd"]) for r in ok)
+    assert served <= 5 * est + est
+    with open_ledger(pg_url) as ledger:  # both replicas settled: holds released, actual costs charged
+        deadline = time.monotonic() + 10
+        while reserved_usd(ledger.engine, key.id) > 1e-12 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reserved_usd(ledger.engine, key.id) == pytest.approx(0.0, abs=1e-12)
+        assert ledger.keys.spent_usd(key.id) == pytest.approx(served)
 
 
 @pytest.mark.postgres
