@@ -17,7 +17,7 @@ KEYWORDS = {
 class KeywordClassifier:
     """Confident on a keyword; unsure (0.4) otherwise, so the policy's fallback fires."""
 
-    def classify(self, text: str) -> Classification:
+    def classify(self, text: str, context: str | None = None) -> Classification:
         lowered = text.lower()
         for word, cls in KEYWORDS.items():
             if word in lowered:

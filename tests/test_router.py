@@ -2,7 +2,7 @@ import pytest
 
 from calibroute import Hints, Router, TaskClass, load_portfolio
 from calibroute.errors import InputError
-from calibroute.router import CLASSIFY_HEAD_CHARS, clip_for_classifier, messages_text
+from calibroute.conversation import CLASSIFY_HEAD_CHARS, clip_for_classifier, messages_text
 from stubs import KeywordClassifier, LengthDifficulty
 
 

@@ -255,6 +255,10 @@ class RoutingSettings(_Strict):
     )
     escalation: Escalation = Escalation()
     classifier: str = "default"
+    classifier_head: Path | None = Field(
+        default=None,
+        description="a head from `calibroute train classifier --extra` for the encoder classifier; relative to the config file",
+    )
     examples: dict[TaskClassName, list[ExampleText]] = Field(
         default_factory=dict, description="task class -> your own requests of that class; a close match decides the class"
     )
@@ -267,6 +271,7 @@ class RoutingSettings(_Strict):
     _file_examples: list[tuple[str, str]] = PrivateAttr(default_factory=list)
 
     _resolve_examples_file = field_validator("examples_file")(_resolve_path)
+    _resolve_classifier_head = field_validator("classifier_head")(_resolve_path)
 
     @model_validator(mode="after")
     def _examples_agree(self) -> RoutingSettings:

@@ -6,48 +6,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .classify import load_classifier, load_difficulty
-from .classify.base import Classifier, DifficultyEstimator
+from .classify.base import Classifier, DifficultyEstimator, classify_turn
 from .classify.examples import ExampleMatcher, matcher_from_settings
 from .config import Portfolio, load_portfolio
+from .conversation import CHARS_PER_TOKEN, Turn, clip_for_classifier, turn_from_messages
 from .errors import InputError
 from .policy import Thresholds, decide, ladder_thresholds
 from .types import Decision, Hints
-
-# The classifier sees at most this much text: the head carries the instruction, the tail the question.
-CLASSIFY_HEAD_CHARS = 6000
-CLASSIFY_TAIL_CHARS = 2000
-CHARS_PER_TOKEN = 4  # cost estimates only; the gateway bills real usage
-
-
-def messages_text(messages: Sequence[Mapping[str, Any]]) -> str:
-    """The text to classify from chat messages: the last user turn (plus system text if no user turn)."""
-    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)) or not messages:
-        raise InputError("messages must be a non-empty list of {role, content} objects")
-    texts: dict[str, list[str]] = {}
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, Mapping) or "role" not in msg:
-            raise InputError(f"messages[{i}] must be an object with a 'role'")
-        content = msg.get("content")
-        if content is None:
-            part = ""
-        elif isinstance(content, str):
-            part = content
-        elif isinstance(content, list):
-            part = " ".join(
-                str(p.get("text", "")) for p in content if isinstance(p, Mapping) and p.get("type") == "text"
-            )
-        else:
-            raise InputError(f"messages[{i}].content must be a string or a list of content parts")
-        texts.setdefault(str(msg["role"]), []).append(part)
-    users = texts.get("user")
-    return users[-1] if users else "\n".join(texts.get("system", []) + texts.get("developer", []))
-
-
-def clip_for_classifier(text: str) -> str:
-    if len(text) <= CLASSIFY_HEAD_CHARS + CLASSIFY_TAIL_CHARS:
-        return text
-    return text[:CLASSIFY_HEAD_CHARS] + "\n" + text[-CLASSIFY_TAIL_CHARS:]
-
 
 class Router:
     """Holds a portfolio and its estimators; ``decide`` is cheap enough for the request path."""
@@ -59,7 +24,7 @@ class Router:
         difficulty: DifficultyEstimator | None = None,
     ) -> None:
         self.portfolio = portfolio
-        self.classifier = classifier if classifier is not None else load_classifier(portfolio.routing.classifier)
+        self.classifier = classifier if classifier is not None else _portfolio_classifier(portfolio)
         self.difficulty = difficulty if difficulty is not None else load_difficulty()
         # Built once: the operator's labelled examples, featurized like the classifier featurizes prompts.
         self.examples: ExampleMatcher | None = matcher_from_settings(portfolio.routing, self.classifier)
@@ -123,18 +88,29 @@ class Router:
             raise InputError("give exactly one of prompt or messages")
         if prompt is not None and not isinstance(prompt, str):
             raise InputError("prompt must be a string")
-        text = prompt if prompt is not None else messages_text(messages)  # type: ignore[arg-type]
+        turn = Turn(prompt) if prompt is not None else turn_from_messages(messages)  # type: ignore[arg-type]
+        text = turn.text
         if not text.strip():
             raise InputError("empty prompt: nothing to route")
         input_tokens = max(1, len(text) // CHARS_PER_TOKEN)
         if hints.model is not None and hints.task_class is None:
             self.portfolio.model(hints.model)  # unknown model fails before any work
         clipped = clip_for_classifier(text)
-        classification = None if hints.task_class is not None else self.classifier.classify(clipped)
+        classification = None if hints.task_class is not None else classify_turn(self.classifier, clipped, turn.context)
         example = None if hints.task_class is not None or self.examples is None else self.examples.match(clipped)
         # A named model skips escalation, so its difficulty estimate would be wasted work.
         p_weak = None if hints.model is not None else self.difficulty.p_weak_suffices(clipped)
         return decide(self.portfolio, classification, p_weak, self.thresholds, input_tokens, hints, example)
+
+
+def _portfolio_classifier(portfolio: Portfolio) -> Classifier:
+    """The registry's classifier, or the encoder with the team's own head (``routing.classifier_head``)."""
+    routing = portfolio.routing
+    if routing.classifier_head is None:
+        return load_classifier(routing.classifier)
+    from .classify.encoder import load_encoder_classifier
+
+    return load_encoder_classifier(head_path=routing.classifier_head)
 
 
 def _share_below(threshold_for_share: Callable[[float], float], threshold: float) -> float:

@@ -14,17 +14,22 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .classify.base import classify_turn
+from .conversation import CHARS_PER_TOKEN, Turn, clip_for_classifier, turn_from_messages
 from .errors import InputError
 from .policy import decide, ladder_thresholds
-from .router import CHARS_PER_TOKEN, Router, clip_for_classifier, messages_text
+
+if TYPE_CHECKING:  # the router imports this module at run time, never the other way round
+    from .router import Router
 
 NEVER, ALWAYS = -1.0, 2.0  # thresholds outside [0, 1]: never / always escalate
 
 
-def read_reference_prompts(path: str | Path) -> list[str]:
+def read_reference_prompts(path: str | Path) -> list[Turn]:
     """Prompts from a JSONL file: one ``{"prompt": ...}`` or ``{"messages": [...]}`` per line.
 
     A reference set must be clean, so any bad line is an error naming the file and line.
@@ -34,7 +39,7 @@ def read_reference_prompts(path: str | Path) -> list[str]:
         lines = p.read_bytes().splitlines()
     except OSError as exc:
         raise InputError(f"{p}: cannot read: {exc.strerror}") from None
-    texts: list[str] = []
+    turns: list[Turn] = []
     for lineno, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -44,18 +49,18 @@ def read_reference_prompts(path: str | Path) -> list[str]:
             raise InputError(f"{p}:{lineno}: not a JSON line ({exc})") from None
         try:
             if isinstance(obj, dict) and isinstance(obj.get("prompt"), str):
-                text = obj["prompt"]
+                turn = Turn(obj["prompt"])
             elif isinstance(obj, dict) and "messages" in obj:
-                text = messages_text(obj["messages"])
+                turn = turn_from_messages(obj["messages"])
             else:
                 raise InputError("expected an object with a string 'prompt' or a 'messages' list")
         except InputError as exc:
             raise InputError(f"{p}:{lineno}: {exc}") from None
-        if text.strip():
-            texts.append(text)
-    if not texts:
+        if turn.text.strip():
+            turns.append(turn)
+    if not turns:
         raise InputError(f"{p}: no prompts")
-    return texts
+    return turns
 
 
 @dataclass(frozen=True)
@@ -146,16 +151,18 @@ class TrafficReplay:
         return float((self.p_weak[k - 1] + self.p_weak[k]) / 2)
 
 
-def replay(router: Router, texts: Sequence[str]) -> TrafficReplay:
+def replay(router: Router, texts: Sequence[str | Turn]) -> TrafficReplay:
     """Run each prompt through the router's estimators once and price both outcomes."""
     if not texts:
         raise InputError("reference prompt set is empty")
     portfolio = router.portfolio
     rows: list[tuple[float, float, float, int]] = []
     rung_costs: list[list[float]] = []
-    for text in texts:
+    for item in texts:
+        turn = item if isinstance(item, Turn) else Turn(item)
+        text = turn.text
         clipped = clip_for_classifier(text)
-        classification = router.classifier.classify(clipped)
+        classification = classify_turn(router.classifier, clipped, turn.context)
         p = router.difficulty.p_weak_suffices(clipped)
         tokens = max(1, len(text) // CHARS_PER_TOKEN)
         weak = decide(portfolio, classification, p, NEVER, tokens)

@@ -18,6 +18,7 @@ CLASSIFIERS: dict[str, str] = {
     "default": ".linear:default",
     "lexical": ".linear:lexical",
     "embedding": ".linear:embedding",
+    "encoder": ".encoder:encoder",
 }
 DIFFICULTY: dict[str, str] = {
     "default": ".difficulty:default",

@@ -9,9 +9,13 @@ from ..types import Classification
 
 @runtime_checkable
 class Classifier(Protocol):
-    """Maps prompt text to a task class with a calibrated confidence."""
+    """Maps prompt text to a task class with a calibrated confidence.
 
-    def classify(self, text: str) -> Classification: ...
+    ``context`` is what a follow-up turn follows (``conversation.Turn``); the router passes it only when
+    there is one, so a classifier that reads the turn alone may omit the parameter.
+    """
+
+    def classify(self, text: str, context: str | None = None) -> Classification: ...
 
 
 @runtime_checkable
@@ -23,3 +27,8 @@ class DifficultyEstimator(Protocol):
     def threshold_for_share(self, strong_share: float) -> float:
         """The threshold below which escalation sends ``strong_share`` of typical traffic to the stronger model."""
         ...
+
+
+def classify_turn(classifier: Classifier, text: str, context: str | None) -> Classification:
+    """Classify a turn; its context goes only to classifiers that read one (a fresh request has none)."""
+    return classifier.classify(text, context) if context else classifier.classify(text)

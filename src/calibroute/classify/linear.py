@@ -124,7 +124,8 @@ class LinearTaskClassifier:
     def proba(self, text: str) -> np.ndarray:
         return softmax(self.logits(text) / self.artifact.temperature)
 
-    def classify(self, text: str) -> Classification:
+    def classify(self, text: str, context: str | None = None) -> Classification:
+        """``context`` is ignored: the lexical features read the turn alone."""
         if not isinstance(text, str):
             text = str(text)
         if not text.strip():  # nothing to go on: uniform scores, so the router's fallback applies

@@ -23,8 +23,9 @@ from ..backends.base import Backend, UpstreamStream
 from ..budgets.forcing import ThinkForcer, initial_body
 from ..budgets.translate import Translation, translate_budget
 from ..config import Budget, Portfolio
+from ..conversation import messages_text
 from ..ledger.base import LedgerRow, LedgerSink
-from ..router import Router, messages_text
+from ..router import Router
 from ..types import Decision
 from .errors import ClientDisconnected, RateLimited, SpendLimitExceeded, Unauthorized, error_response, status_of
 from .fallback import Attempted, Fallback

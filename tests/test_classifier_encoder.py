@@ -1,0 +1,173 @@
+"""The shipped encoder classifier: input encoding, artifacts, chat quality floors, follow-ups, adapting with --extra."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from calibroute.classify import load_classifier
+from calibroute.classify.adapt import adapt_head, read_labelled
+from calibroute.classify.chat_data import load_chat_requests, load_followups, split_chat
+from calibroute.classify.corpus import CLASSES
+from calibroute.classify.encoder import ENCODER_HEAD, EncoderHead, encoder, load_encoder_classifier
+from calibroute.classify.encoder_input import EncoderInput
+from calibroute.classify.encoder_training import choose_min_confidence, coverage_curve, label_ids
+from calibroute.classify.linear import ARTIFACT_DIR
+from calibroute.cli import app
+from calibroute.config import load_portfolio
+from calibroute.conversation import Turn
+from calibroute.datasets import data_root
+from calibroute.errors import ArtifactError, DataError
+from calibroute.router import Router
+from calibroute.types import TaskClass
+
+# Floors a little under what the shipped artifact measures (bench/classifier_chat.py, docs/bench-classifier-chat.md),
+# so a worse retrain fails here.
+TEST_SOURCES_MACRO_F1_FLOOR = 0.78
+FOLLOWUP_ACCURACY_FLOOR = 0.75
+
+
+@pytest.fixture(scope="module")
+def split():
+    try:
+        root = data_root()
+        return split_chat(load_chat_requests(root), load_followups(root))
+    except DataError as exc:
+        pytest.skip(f"shared data missing: {exc}")
+
+
+def test_long_turns_keep_head_and_tail_and_context_is_the_second_segment():
+    enc = encoder().encoder.input
+    ids, types = enc.ids(Turn("start " + "filler " * 2000 + "Summarize the above.", "Earlier: write me a report"))
+    assert len(ids) <= enc.max_tokens
+    assert ids[0] == enc.cls_id and ids.count(enc.sep_id) == 2
+    first_sep = ids.index(enc.sep_id)
+    assert set(types[: first_sep + 1]) == {0} and set(types[first_sep + 1 :]) == {1}
+    tail = enc.tokenizer.decode(ids[first_sep - 6 : first_sep])
+    assert "summarize the above" in tail  # the instruction at the end survives the clip
+    assert enc.ids(Turn("hi"))[1] == [0, 0, 0]
+
+
+def test_scores_are_probabilities_and_deterministic():
+    clf = encoder()
+    first = clf.classify("Explain how a heat pump works.")
+    assert sum(first.scores.values()) == pytest.approx(1.0, abs=1e-5)
+    assert first.confidence == max(first.scores.values())
+    assert load_encoder_classifier().classify("Explain how a heat pump works.") == first
+
+
+def test_missing_or_broken_artifacts_raise_artifact_errors(tmp_path):
+    with pytest.raises(ArtifactError, match="missing"):
+        load_encoder_classifier(tmp_path)
+    for name in ("classifier-encoder.onnx", "classifier-encoder-tokenizer.json"):
+        (tmp_path / name).write_bytes((ARTIFACT_DIR / name).read_bytes())
+    (tmp_path / ENCODER_HEAD).write_bytes(b"not an npz")
+    with pytest.raises(ArtifactError, match="encoder head"):
+        load_encoder_classifier(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected"),
+    [
+        ([("user", "Write a short story about a dragon who collects teacups."),
+          ("assistant", "Once upon a time, in a cave above the village, lived a dragon named Ember..."),
+          ("user", "Translate it into French.")], TaskClass.SIMPLE),
+        ([("user", "Prove that there are infinitely many primes."),
+          ("assistant", "Suppose there were finitely many primes p1, ..., pn. Consider N = p1 p2 ... pn + 1..."),
+          ("user", "Now prove that there are infinitely many primes of the form 4k+3.")], TaskClass.REASONING),
+        ([("user", "Write a Python function that merges two sorted lists."),
+          ("assistant", "def merge(a, b):\n    i = j = 0\n    out = []\n    while i < len(a) and j < len(b): ..."),
+          ("user", "It fails when one list is empty, fix it.")], TaskClass.REASONING),
+    ],
+)  # fmt: skip
+def test_follow_ups_are_read_with_their_context(messages, expected):
+    router = Router.from_config()
+    msgs = [{"role": r, "content": c} for r, c in messages]
+    assert router.decide(messages=msgs).task_class == expected
+
+
+def test_held_out_chat_sources_stay_above_the_floor(split):
+    clf = encoder()
+    rows = split.test_sources
+    y = label_ids([r.label for r in rows])
+    pred = clf.proba_turns([r.turn for r in rows]).argmax(1)
+    f1 = np.mean([2 * ((pred == k) & (y == k)).sum() / max(1, (pred == k).sum() + (y == k).sum()) for k in range(4)])
+    assert f1 >= TEST_SOURCES_MACRO_F1_FLOOR
+
+
+def test_held_out_follow_ups_stay_above_the_floor(split):
+    rows = split.test_followups
+    pred = encoder().proba_turns([r.turn for r in rows]).argmax(1)
+    assert (pred == label_ids([r.label for r in rows])).mean() >= FOLLOWUP_ACCURACY_FLOOR
+
+
+def test_splits_keep_non_commercial_sources_and_test_conversations_out_of_training(split):
+    train_ids = {r.id for r in split.train}
+    assert not {r.source for r in split.train} & {"lima", "instructionwild"}
+    assert not train_ids & {r.id for r in split.dev + split.test_sources + split.test_followups}
+    conversation = lambda r: r.id.split(":")[1]  # noqa: E731
+    assert not {conversation(r) for r in split.train if r.source == "followups"} & {conversation(r) for r in split.test_followups}
+    assert not [r for r in split.dev + split.test_sources + split.test_followups if r.ambiguous]
+
+
+def test_shipped_min_confidence_is_the_one_chosen_on_dev():
+    assert encoder().head.meta["min_confidence"] == load_portfolio().routing.min_confidence
+
+
+def test_min_confidence_is_the_lowest_threshold_reaching_the_target():
+    proba = np.array([[0.9, 0.1, 0, 0], [0.6, 0.4, 0, 0], [0.5, 0.5, 0, 0], [0.45, 0.55, 0, 0]])
+    y = np.array([0, 1, 0, 1])  # the 0.6 one is wrong
+    assert choose_min_confidence(proba, y, target=0.99) == 0.61
+    assert coverage_curve(proba, y, [0.0])[0] == (0.0, 1.0, 0.75)
+
+
+def _write_rows(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+# A made-up in-house task the shipped model has never seen: "glorp" requests are SIMPLE lookups in this team.
+GLORP = [f"glorp ticket {n}: fetch the zentrix code for the {w} account" for n, w in enumerate(
+    ["alpha", "beta", "gamma", "delta", "omega", "north", "south", "east", "west", "blue", "red", "green"] * 4)]
+
+
+def test_adapting_the_head_learns_a_teams_labels_and_keeps_the_rest(tmp_path):
+    clf = encoder()
+    rows = [(Turn(t), "SIMPLE") for t in GLORP] + [(Turn("Write a poem about autumn light."), "OPEN_ENDED")]
+    before = clf.proba_turns([Turn("glorp ticket 99: fetch the zentrix code for the purple account")])[0]
+    head = adapt_head(clf, rows)
+    adapted = type(clf)(clf.encoder, head)
+    after = adapted.classify("glorp ticket 99: fetch the zentrix code for the purple account")
+    assert after.task_class == TaskClass.SIMPLE and after.confidence > before[CLASSES.index("SIMPLE")]
+    for prompt, expected in [("Prove that sqrt(2) is irrational.", TaskClass.REASONING),
+                             ("Write a short story about a lighthouse keeper.", TaskClass.OPEN_ENDED)]:  # fmt: skip
+        assert adapted.classify(prompt).task_class == expected
+
+
+def test_cli_extra_writes_a_head_the_portfolio_uses(tmp_path):
+    extra = _write_rows(tmp_path / "mine.jsonl", [{"prompt": t, "task_class": "SIMPLE"} for t in GLORP]
+                        + [{"messages": [{"role": "user", "content": "Write a limerick about cats"}], "task_class": "OPEN_ENDED"}])  # fmt: skip
+    result = CliRunner().invoke(app, ["train", "classifier", "--extra", str(extra), "--out", str(tmp_path / "head.npz")])
+    assert result.exit_code == 0, result.output
+    assert EncoderHead.load(tmp_path / "head.npz").meta["adapted"]["rows"] == len(GLORP) + 1
+    portfolio = yaml.safe_load((Path(__file__).parents[1] / "src/calibroute/data/default_portfolio.yaml").read_text())
+    portfolio.setdefault("routing", {})["classifier_head"] = "head.npz"  # relative to the config file
+    (tmp_path / "portfolio.yaml").write_text(yaml.safe_dump(portfolio))
+    router = Router.from_config(str(tmp_path / "portfolio.yaml"))
+    assert router.decide(prompt="glorp ticket 7: fetch the zentrix code for the teal account").task_class == TaskClass.SIMPLE
+
+
+def test_cli_extra_reports_a_bad_row_in_one_line(tmp_path):
+    extra = _write_rows(tmp_path / "bad.jsonl", [{"prompt": "ok", "task_class": "SIMPLE"}, {"prompt": "x", "task_class": "EASY"}])
+    result = CliRunner().invoke(app, ["train", "classifier", "--extra", str(extra)])
+    assert result.exit_code == 2
+    assert "row 2" in result.output and "task_class" in result.output and "Traceback" not in result.output
+    with pytest.raises(DataError, match="row 1"):
+        read_labelled(_write_rows(tmp_path / "empty.jsonl", [{"task_class": "SIMPLE"}]))
+
+
+def test_default_classifier_is_the_encoder():
+    assert type(load_classifier("default")).__name__ == "EncoderTaskClassifier"
