@@ -67,8 +67,8 @@ def test_same_prompt_gives_same_classification(name):
     prompt = "Explain how a heat pump works and whether I should buy one."
     first = load_classifier(name).classify(prompt)
     assert load_classifier(name).classify(prompt) == first
-    fresh = load_variant("lexical" if name == "default" else name)  # a new instance from the same files
-    assert fresh.classify(prompt) == first
+    if name != "default":  # the default (encoder) has its own test file: tests/test_classifier_encoder.py
+        assert load_variant(name).classify(prompt) == first  # a new instance from the same files
 
 
 def test_default_path_does_not_import_torch():
@@ -126,11 +126,6 @@ def test_short_imperative_requests_are_not_sent_to_the_reasoning_tier(prompt):
     assert load_classifier("default").classify(prompt).task_class != TaskClass.REASONING
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known misroute: no SIMPLE extraction-with-numbers prompts in the pool; payload numbers cut it from "
-    "REASONING 0.94 to 0.70, still the argmax",
-)
 def test_extraction_with_numbers_is_not_sent_to_the_reasoning_tier():
     prompt = (
         "Extract the invoice number and total from: Invoice #4471, issued 2024-03-02 to ACME Ltd. "
@@ -157,9 +152,9 @@ def test_empty_prompt_gets_uniform_scores_so_the_router_falls_back():
 
 
 def test_shipped_default_keeps_its_accuracy_on_a_fixed_sample(pool):
-    """Regression floor for the shipped artifact (in-sample: the pool is its training data)."""
+    """Regression floor for the lexical artifact (in-sample: the pool, with its old label mappings, is its training data)."""
     rows = balance(pool, 60, seed=7)
-    clf = load_classifier("default")
+    clf = load_classifier("lexical")
     y = np.asarray([CLASSES.index(ex.label) for ex in rows])
     pred = np.asarray([CLASSES.index(clf.classify(ex.text).task_class.value) for ex in rows])
     assert macro_f1(y, pred) >= 0.85

@@ -106,7 +106,7 @@ def test_per_class_min_confidence_config_routes_by_the_predicted_class_threshold
 
     import yaml
 
-    from calibroute.config import DEFAULT_PORTFOLIO
+    from calibroute.config import DEFAULT_MIN_CONFIDENCE, DEFAULT_PORTFOLIO
 
     data = yaml.safe_load(resources.files("calibroute.data").joinpath(DEFAULT_PORTFOLIO).read_text("utf-8"))
     data["routing"]["min_confidence"] = {"SIMPLE": 0.35, "REASONING": 0.95}  # stubs: 0.9 on a keyword, SIMPLE 0.4 else
@@ -119,4 +119,5 @@ def test_per_class_min_confidence_config_routes_by_the_predicted_class_threshold
     assert json.loads(result.output)["task_class"] == "SIMPLE"
     result = runner.invoke(app, ["demo", "--config", str(f)])
     assert result.exit_code == 0, result.output
-    assert "routing.min_confidence (SIMPLE 0.35, REASONING 0.95, OPEN_ENDED 0.70)" in " ".join(result.output.split())
+    expected = f"routing.min_confidence (SIMPLE 0.35, REASONING 0.95, OPEN_ENDED {DEFAULT_MIN_CONFIDENCE:.2f})"
+    assert expected in " ".join(result.output.split())

@@ -1,6 +1,6 @@
 import pytest
 
-from calibroute.config import Budget, load_portfolio
+from calibroute.config import DEFAULT_MIN_CONFIDENCE, Budget, load_portfolio
 from calibroute.errors import UnknownModelError
 from calibroute.policy import cap_budget, decide, rung_shares
 from calibroute.types import Classification, Hints, TaskClass
@@ -163,10 +163,11 @@ def test_per_class_min_confidence_applies_the_predicted_class_threshold(task, co
     assert f"{conf:.2f} {'>=' if expected_class is task else '<'} {expected_bar} ({task.value} threshold)" in d.reason
 
 
-def test_per_class_min_confidence_without_default_uses_070_for_unlisted_classes():
+def test_per_class_min_confidence_without_default_uses_the_global_default_for_unlisted_classes():
     p = with_min_confidence({"REASONING": 0.5})
-    assert decide(p, cls(TaskClass.SIMPLE, 0.69), None, None, 10).task_class is TaskClass.GENERAL
-    assert decide(p, cls(TaskClass.SIMPLE, 0.70), None, None, 10).task_class is TaskClass.SIMPLE
+    below, at = round(DEFAULT_MIN_CONFIDENCE - 0.01, 2), DEFAULT_MIN_CONFIDENCE
+    assert decide(p, cls(TaskClass.SIMPLE, below), None, None, 10).task_class is TaskClass.GENERAL
+    assert decide(p, cls(TaskClass.SIMPLE, at), None, None, 10).task_class is TaskClass.SIMPLE
     assert decide(p, cls(TaskClass.REASONING, 0.51), None, None, 10).task_class is TaskClass.REASONING
 
 

@@ -76,13 +76,14 @@ def test_messages_text_prefers_the_last_user_turn():
 
 
 def test_classifier_and_difficulty_share_one_feature_pass():
-    """Both shipped estimators use the same hashed featurizer; the router must hash a prompt once."""
+    """The lexical classifier and the difficulty estimator use the same hashed featurizer: hash a prompt once."""
     from calibroute.classify import load_classifier, load_difficulty
     from calibroute.classify.features import _sparse_memo
 
-    load_classifier(), load_difficulty()
+    lexical = load_classifier("lexical")
+    load_difficulty()
     _sparse_memo.cache_clear()
-    Router(load_portfolio()).decide(prompt="Write a sonnet about compilers, please, in iambic pentameter")
+    Router(load_portfolio(), classifier=lexical).decide(prompt="Write a sonnet about compilers, please, in iambic pentameter")
     info = _sparse_memo.cache_info()
     assert (info.misses, info.hits) == (1, 1)
 

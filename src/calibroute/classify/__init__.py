@@ -15,7 +15,7 @@ from .examples import ExampleMatcher, matcher_from_settings
 
 # name -> "module:factory"; factories take no arguments and load shipped artifacts.
 CLASSIFIERS: dict[str, str] = {
-    "default": ".linear:default",
+    "default": ".encoder:encoder",
     "lexical": ".linear:lexical",
     "embedding": ".linear:embedding",
     "encoder": ".encoder:encoder",

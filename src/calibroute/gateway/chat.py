@@ -8,6 +8,7 @@ exactly once, whatever happened.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -103,7 +104,10 @@ class Gateway:
     async def decide(self, request: Request) -> tuple[ChatRequest, Decision]:
         raw = await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
         chat = parse_chat(parse_json_object(raw), self.portfolio)
-        return chat, self.router.decide(messages=chat.body["messages"], hints=chat.hints)
+        # A worker thread: the encoder classifier computes for milliseconds (onnxruntime releases the GIL),
+        # and the event loop keeps streaming other requests meanwhile.
+        decision = await asyncio.to_thread(self.router.decide, messages=chat.body["messages"], hints=chat.hints)
+        return chat, decision
 
     async def chat(self, request: Request) -> Response:
         out = Outcome(request_id=f"{self._id_prefix}{next(self._ids):08x}", started=time.perf_counter())
