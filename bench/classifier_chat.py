@@ -24,7 +24,13 @@ from calibroute.classify import load_classifier
 from calibroute.classify.chat_data import ChatRow
 from calibroute.classify.corpus import CLASSES
 from calibroute.classify.encoder import EncoderTaskClassifier, load_encoder_classifier
-from calibroute.classify.encoder_training import build_data, choose_min_confidence, coverage_curve, label_ids
+from calibroute.classify.encoder_training import (
+    TARGET_ROUTED_ACCURACY,
+    build_data,
+    choose_min_confidence,
+    coverage_curve,
+    label_ids,
+)
 from calibroute.conversation import Turn
 from calibroute.datasets import data_root
 
@@ -124,7 +130,7 @@ def report(results: list[dict]) -> str:
     def row(label: str, get) -> None:  # type: ignore[no-untyped-def]
         lines.append(f"| {label} | " + " | ".join(get(r) for r in results) + " |")
 
-    row("min_confidence (chosen on dev, target 0.92 routed accuracy)", lambda r: f"{r['min_confidence']:.2f}")
+    row(f"min_confidence (chosen on dev, target {TARGET_ROUTED_ACCURACY} routed accuracy)", lambda r: f"{r['min_confidence']:.2f}")
     for k in ("test_sources", "dev", "test_followups"):
         row(f"{k} n", lambda r, k=k: str(r["sets"][k]["n"]))
         for m in ("macro_f1", "argmax_acc", "fallback", "acc_kept", "routed_right", "routed_macro_f1", "severe"):
