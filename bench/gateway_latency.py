@@ -109,6 +109,7 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     ap.add_argument("--connections", default="8,32,128", help="connection counts for the throughput runs")
     ap.add_argument("--skip-litellm", action="store_true")
+    ap.add_argument("--classifier", default="default", help="routing.classifier of the gateway (default, lexical, ...)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "gateway_latency.json")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -121,7 +122,7 @@ def main() -> None:
         f"models:\n  - {{name: fast, backend: {{base_url: '{backend}/v1'}}, input_usd_per_mtok: 0.1, output_usd_per_mtok: 0.2}}\n"
         "routes:\n" + "".join(f"  {c}: {{models: [fast], budget: {{max_output_tokens: 256}}}}\n"
                               for c in ("SIMPLE", "REASONING", "OPEN_ENDED", "GENERAL"))
-        + "aliases: {auto: auto}\nrouting: {escalation: {threshold: 0.0}}\n")
+        + f"aliases: {{auto: auto}}\nrouting: {{escalation: {{threshold: 0.0}}, classifier: {args.classifier}}}\n")
     (work / "litellm.yaml").write_text(
         f"model_list:\n  - model_name: fast\n    litellm_params: {{model: openai/fast, api_base: '{backend}/v1', api_key: sk-x}}\n")
     results: dict[str, dict[str, dict[str, float]]] = {}

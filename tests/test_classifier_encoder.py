@@ -174,3 +174,12 @@ def test_cli_extra_reports_a_bad_row_in_one_line(tmp_path):
 
 def test_default_classifier_is_the_encoder():
     assert type(load_classifier("default")).__name__ == "EncoderTaskClassifier"
+
+
+def test_a_repeated_turn_is_classified_once():
+    clf = load_encoder_classifier()
+    first = clf.classify("Summarize this: the meeting moved to Tuesday.", "earlier turn")
+    calls = []
+    clf.proba_turns = lambda turns: calls.append(turns)  # type: ignore[method-assign]  # any new inference would land here
+    assert clf.classify("Summarize this: the meeting moved to Tuesday.", "earlier turn") == first
+    assert not calls

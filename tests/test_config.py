@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from calibroute.config import Budget, load_portfolio, parse_portfolio
+from calibroute.config import DEFAULT_MIN_CONFIDENCE, Budget, load_portfolio, parse_portfolio
 from calibroute.errors import ConfigError, UnknownModelError
 
 DEFAULT = Path(__file__).parents[1] / "src/calibroute/data/default_portfolio.yaml"
@@ -188,4 +188,4 @@ def test_min_confidence_accepts_one_number_or_one_per_class():
     routing = parse_portfolio(yaml.safe_dump(data)).routing
     assert [routing.threshold_for(c) for c in ("SIMPLE", "REASONING", "OPEN_ENDED", "GENERAL")] == [0.8, 0.5, 0.65, 0.65]
     data["routing"]["min_confidence"] = {"REASONING": 0.5}
-    assert parse_portfolio(yaml.safe_dump(data)).routing.threshold_for("OPEN_ENDED") == 0.70
+    assert parse_portfolio(yaml.safe_dump(data)).routing.threshold_for("OPEN_ENDED") == DEFAULT_MIN_CONFIDENCE

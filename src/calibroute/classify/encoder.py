@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,7 @@ from .encoder_input import EncoderInput
 from .linear import ARTIFACT_DIR, softmax
 
 ENCODER_ONNX = "classifier-encoder.onnx"
+MEMO_SIZE = 2048  # classifications kept per classifier (most recently used)
 ENCODER_HEAD = "classifier-encoder.npz"
 ENCODER_TOKENIZER = "classifier-encoder-tokenizer.json"  # all-MiniLM-L6-v2's own WordPiece tokenizer
 
@@ -96,6 +98,8 @@ class EncoderTaskClassifier:
         self.head = head
         self.classes = [TaskClass(c) for c in head.classes]
         self._lock = threading.Lock()  # one inference at a time per session: predictable latency under load
+        # Agent loops resend the same last user turn with every tool result: classify it once.
+        self._memo: OrderedDict[tuple[str, str | None], Classification] = OrderedDict()
 
     def proba_turns(self, turns: list[Turn]) -> np.ndarray:
         return self.head.proba(self.encoder.encode(turns))
@@ -106,10 +110,19 @@ class EncoderTaskClassifier:
         if not text.strip():  # nothing to go on: uniform scores, so the router's fallback applies
             share = 1.0 / len(self.classes)
             return Classification(TaskClass.GENERAL, share, {c.value: share for c in self.classes})
+        key = (text, context or None)
         with self._lock:
-            p = self.proba_turns([Turn(text, context or None)])[0]
-        best = int(np.argmax(p))
-        return Classification(self.classes[best], float(p[best]), {c.value: float(p[i]) for i, c in enumerate(self.classes)})
+            hit = self._memo.get(key)
+            if hit is not None:
+                self._memo.move_to_end(key)
+                return hit
+            p = self.proba_turns([Turn(*key)])[0]
+            best = int(np.argmax(p))
+            result = Classification(self.classes[best], float(p[best]), {c.value: float(p[i]) for i, c in enumerate(self.classes)})
+            self._memo[key] = result
+            if len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+        return result
 
 
 def load_encoder_classifier(directory: Path = ARTIFACT_DIR, head_path: Path | None = None) -> EncoderTaskClassifier:
