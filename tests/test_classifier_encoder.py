@@ -13,7 +13,6 @@ from calibroute.classify.adapt import adapt_head, read_labelled
 from calibroute.classify.chat_data import load_chat_requests, load_followups, split_chat
 from calibroute.classify.corpus import CLASSES
 from calibroute.classify.encoder import ENCODER_HEAD, EncoderHead, encoder, load_encoder_classifier
-from calibroute.classify.encoder_input import EncoderInput
 from calibroute.classify.encoder_training import choose_min_confidence, coverage_curve, label_ids
 from calibroute.classify.linear import ARTIFACT_DIR
 from calibroute.cli import app
@@ -111,7 +110,7 @@ def test_splits_keep_non_commercial_sources_and_test_conversations_out_of_traini
     train_ids = {r.id for r in split.train}
     assert not {r.source for r in split.train} & {"lima", "instructionwild"}
     assert not train_ids & {r.id for r in split.dev + split.test_sources + split.test_followups}
-    conversation = lambda r: r.id.split(":")[1]  # noqa: E731
+    conversation = lambda r: r.id.split(":")[1]
     assert not {conversation(r) for r in split.train if r.source == "followups"} & {conversation(r) for r in split.test_followups}
     assert not [r for r in split.dev + split.test_sources + split.test_followups if r.ambiguous]
 

@@ -14,6 +14,7 @@ from .errors import InputError
 from .policy import Thresholds, decide, ladder_thresholds
 from .types import Decision, Hints
 
+
 class Router:
     """Holds a portfolio and its estimators; ``decide`` is cheap enough for the request path."""
 
@@ -75,7 +76,7 @@ class Router:
         return self.rung_thresholds if self.threshold is not None else None
 
     @classmethod
-    def from_config(cls, path: str | None = None) -> "Router":
+    def from_config(cls, path: str | None = None) -> Router:
         return cls(load_portfolio(path))
 
     def decide(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from ..types import Classification
+from ..types import Classification, TaskClass
 
 
 @runtime_checkable
@@ -32,3 +33,9 @@ class DifficultyEstimator(Protocol):
 def classify_turn(classifier: Classifier, text: str, context: str | None) -> Classification:
     """Classify a turn; its context goes only to classifiers that read one (a fresh request has none)."""
     return classifier.classify(text, context) if context else classifier.classify(text)
+
+
+def uncertain(classes: Sequence[TaskClass]) -> Classification:
+    """Uniform scores for text with nothing to go on (blank), so the router's low-confidence fallback applies."""
+    share = 1.0 / len(classes)
+    return Classification(TaskClass.GENERAL, share, {c.value: share for c in classes})

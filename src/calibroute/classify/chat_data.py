@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
 from ..conversation import Turn, turn_from_messages
+from ..errors import DataError
 
 CHAT_DIR = "chat_labelled"
 EVAL_ONLY_SOURCES: frozenset[str] = frozenset({"lima", "instructionwild"})  # non-commercial licenses

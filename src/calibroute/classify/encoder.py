@@ -22,6 +22,7 @@ import numpy as np
 from ..conversation import Turn
 from ..errors import ArtifactError
 from ..types import Classification, TaskClass
+from .base import uncertain
 from .encoder_input import EncoderInput
 from .linear import ARTIFACT_DIR, softmax
 
@@ -77,7 +78,7 @@ class SentenceEncoder:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors for a bad file
+        except Exception as exc:  # noqa: BLE001 (onnxruntime's pybind errors, e.g. InvalidProtobuf, derive from Exception only)
             raise ArtifactError(f"cannot load encoder {onnx_path}: {exc}") from None
         self.input = encoder_input
         self._names = {i.name for i in self.session.get_inputs()}
@@ -107,9 +108,8 @@ class EncoderTaskClassifier:
     def classify(self, text: str, context: str | None = None) -> Classification:
         if not isinstance(text, str):
             text = str(text)
-        if not text.strip():  # nothing to go on: uniform scores, so the router's fallback applies
-            share = 1.0 / len(self.classes)
-            return Classification(TaskClass.GENERAL, share, {c.value: share for c in self.classes})
+        if not text.strip():
+            return uncertain(self.classes)
         key = (text, context or None)
         with self._lock:
             hit = self._memo.get(key)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import ArtifactError
 from ..types import Classification, TaskClass
+from .base import uncertain
 from .embedding import StaticEmbedder
 from .features import HashedFeaturizer
 
@@ -128,9 +129,8 @@ class LinearTaskClassifier:
         """``context`` is ignored: the lexical features read the turn alone."""
         if not isinstance(text, str):
             text = str(text)
-        if not text.strip():  # nothing to go on: uniform scores, so the router's fallback applies
-            share = 1.0 / len(self.classes)
-            return Classification(TaskClass.GENERAL, share, {c.value: share for c in self.classes})
+        if not text.strip():
+            return uncertain(self.classes)
         p = self.proba(text)
         best = int(np.argmax(p))
         scores = {c.value: float(p[i]) for i, c in enumerate(self.classes)}
