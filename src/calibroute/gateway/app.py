@@ -25,6 +25,7 @@ from .keyrefresh import keep_keys_fresh, key_listener, key_reloader
 from .metrics import GatewayMetrics
 from .routes import ROUTES
 from .settings import GatewaySettings
+from .ui import UI_ROUTES, from_gateway
 
 
 def create_app(
@@ -76,9 +77,10 @@ def create_app(
                 ledger.close()
 
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *UI_ROUTES],
         lifespan=lifespan,
         exception_handlers={HTTPException: handle_http_exception, CalibrouteError: handle_error, Exception: handle_error},
     )
     app.state.gateway = gateway
+    app.state.dashboard = from_gateway(gateway, settings.ui_token)
     return GatewayApp(app, gateway)

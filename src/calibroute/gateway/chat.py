@@ -272,6 +272,8 @@ class Gateway:
                 prompt_tokens=p, completion_tokens=c, reasoning_tokens=r, cost_usd=cost, baseline_cost_usd=baseline,
                 latency_ms=round(elapsed * 1000, 3), fallback_path=list(out.tried.path), stream=out.stream,
                 api_key_id=out.api_key_id, error=error, prompt=out.prompt,
+                confidence=out.decision.confidence if out.decision else None,
+                reason=out.decision.reason if out.decision else None,
             ))
         except Exception:  # the ledger or metrics must never take a response down
             log.exception("could not record request %s", out.request_id)

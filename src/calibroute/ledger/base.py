@@ -33,6 +33,8 @@ class LedgerRow:
     api_key_id: str | None = None
     error: str | None = None
     prompt: str | None = None  # only when prompt logging is enabled
+    confidence: float | None = None  # the classifier's confidence in task_class
+    reason: str | None = None  # the decision's one-sentence reason
     created_at: datetime = field(default_factory=utcnow)
 
 

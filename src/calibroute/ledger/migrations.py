@@ -41,6 +41,16 @@ def m002_spend_reservations_and_rate_limits(conn: Connection) -> None:
     tables.spend_reservations.create(conn, checkfirst=True)
 
 
+@migration
+def m003_decision_detail(conn: Connection) -> None:
+    """The decision's confidence and reason on each request row, and the indexes the dashboard's
+    filtered "last N requests" reads need."""
+    for name in ("confidence", "reason"):
+        add_column_if_missing(conn, "requests", tables.requests.c[name])
+    for index in tables.requests.indexes:
+        index.create(conn, checkfirst=True)
+
+
 def add_column_if_missing(conn: Connection, table: str, column: Column[object]) -> None:
     """``ALTER TABLE ... ADD COLUMN`` unless the column exists (for future migrations)."""
     if column.name in {c["name"] for c in inspect(conn).get_columns(table)}:

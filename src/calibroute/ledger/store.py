@@ -116,6 +116,8 @@ def row_values(row: LedgerRow, store_prompts: bool) -> dict[str, Any]:
         "stream": row.stream,
         "error": row.error,
         "prompt": row.prompt if store_prompts else None,
+        "confidence": row.confidence,
+        "reason": row.reason,
     }
 
 

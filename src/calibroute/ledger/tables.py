@@ -46,8 +46,14 @@ requests = Table(
     Column("stream", Boolean, nullable=False, default=False),
     Column("error", Text, nullable=True),
     Column("prompt", Text, nullable=True),  # only with store_prompts
+    Column("confidence", Float, nullable=True),  # the classifier's confidence in task_class
+    Column("reason", Text, nullable=True),  # the decision's one-sentence reason
     Index("ix_requests_created_at", "created_at"),
     Index("ix_requests_api_key_id", "api_key_id"),
+    # the dashboard's "last N requests" filtered by class / model / status, newest first
+    Index("ix_requests_task_class_id", "task_class", "id"),
+    Index("ix_requests_model_id", "model", "id"),
+    Index("ix_requests_status_id", "status", "id"),
 )
 
 api_keys = Table(
