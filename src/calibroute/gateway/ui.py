@@ -176,3 +176,14 @@ UI_ROUTES = [
     Route("/ui/api/requests", _api(_recent), methods=["GET"]),
     Route("/ui/api/status", _api(_status), methods=["GET"]),
 ]
+
+
+def dashboard_app(ledger: Any, portfolio: Portfolio | None, host: str, ui_token: str | None = None) -> Any:
+    """The dashboard alone (``calibroute dashboard``): the page and its API over ``ledger``; no gateway,
+    so no circuit-breaker state. The caller closes ``ledger``."""
+    from starlette.applications import Starlette
+
+    app = Starlette(routes=UI_ROUTES)
+    app.state.dashboard = Dashboard(engine=ledger.engine, portfolio=portfolio, host=host, ui_token=ui_token,
+                                    keys_enabled=ledger.keys_enabled)
+    return app

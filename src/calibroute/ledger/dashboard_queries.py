@@ -1,23 +1,26 @@
-"""The dashboard's reads of the ledger: bounded, indexed queries over a time window.
+"""The dashboard's reads of the ledger: bounded, indexed queries over a window of whole hours.
 
-Every query filters on ``created_at`` (indexed) within a window of at most ``MAX_SPAN``
-and returns a bounded number of rows: aggregates grouped by hour or day, the last N
-requests (N <= ``MAX_RECENT``), latency percentiles over at most ``LATENCY_SAMPLE`` of
-the newest rows per window. Savings are against "always the largest model", as in
+Totals and series come from the hourly rollups (rollup.py) plus the few rows not rolled up
+yet, so their cost depends on the window's hours, not on how many requests it holds. The
+last N requests (N <= ``MAX_RECENT``) are read newest first by primary key or a
+(column, id) index; latency percentiles over at most ``LATENCY_SAMPLE`` of the window's
+newest rows (``created_at`` index). Savings are against "always the largest model", as in
 ``report.py``. Works on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, case, func, select
 
 from ..errors import InputError
-from . import tables
+from . import rollup, tables
 from .base import utcnow
 from .report import GROUPINGS, parse_when
 
@@ -31,9 +34,19 @@ ESCALATED_RULE = "escalated"
 _t = tables.requests
 
 
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = _floor_hour(moment)
+    return floor if floor == moment else floor + timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class Window:
-    """A half-open UTC period ``since <= created_at < until`` and its chart bucket."""
+    """A half-open UTC period ``since <= created_at < until`` in whole hours (the rollups' grain:
+    ``since`` is rounded down, ``until`` up) and its chart bucket."""
 
     since: datetime
     until: datetime
@@ -52,7 +65,7 @@ class Window:
             bucket = "hour" if end - start <= timedelta(days=3) else "day"
         if bucket not in BUCKETS:
             raise InputError(f"bucket must be one of {', '.join(BUCKETS)}")
-        return cls(tables.as_utc(start), tables.as_utc(end), bucket)
+        return cls(_floor_hour(tables.as_utc(start)), _ceil_hour(tables.as_utc(end)), bucket)
 
     def where(self) -> ColumnElement[bool]:
         return and_(_t.c.created_at >= self.since, _t.c.created_at < self.until)
@@ -61,18 +74,86 @@ class Window:
         return {"since": self.since.isoformat(), "until": self.until.isoformat(), "bucket": self.bucket}
 
 
-def _bucket_expr(engine: Engine, bucket: str) -> ColumnElement[Any]:
-    if engine.dialect.name == "sqlite":  # stored as 'YYYY-MM-DD HH:MM:SS...' in UTC
-        return func.substr(_t.c.created_at, 1, 13 if bucket == "hour" else 10)
-    return func.date_trunc(bucket, func.timezone("UTC", _t.c.created_at))
+@contextmanager
+def _snapshot(engine: Engine) -> Iterator[Connection]:
+    """One consistent read of rollups and live tail (a refresh in between must not count rows twice)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("BEGIN")  # WAL: one snapshot for the whole transaction
+            try:
+                yield conn
+            finally:
+                conn.exec_driver_sql("ROLLBACK")
+        return
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+        yield conn
 
 
-def _bucket_label(value: Any, bucket: str) -> str:
+def _hour_key(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H")
+
+
+# Metrics summed per group; each as (rollup expression, live-row expression).
+def _metrics(h: Any) -> dict[str, tuple[ColumnElement[Any], ColumnElement[Any]]]:
+    def when(rolled: ColumnElement[bool], live: ColumnElement[bool]) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+        return func.sum(case((rolled, h.c.requests), else_=0)), func.sum(case((live, 1), else_=0))
+
+    out = {"requests": (func.sum(h.c.requests), func.count())}
+    out.update({n: (func.sum(h.c[n]), func.sum(_t.c[n])) for n in rollup.SUMS[1:]})
+    if "status" in h.c:
+        out["errors"] = when(h.c.status != "ok", _t.c.status != "ok")
+        out["fallbacks"] = when(h.c.fell_back == 1, rollup.fell_back())
+        out["low_confidence"] = when(h.c.route_rule == LOW_CONFIDENCE_RULE, _t.c.route_rule == LOW_CONFIDENCE_RULE)
+        out["escalations"] = when(h.c.route_rule == ESCALATED_RULE, _t.c.route_rule == ESCALATED_RULE)
+    return out
+
+
+def _dims(engine: Engine, h: Any, names: list[str], bucket: str) -> list[tuple[ColumnElement[Any], ColumnElement[Any]]]:
+    width = 13 if bucket == "hour" else 10
+    out = []
+    for name in names:
+        if name == "bucket":
+            out.append((func.substr(h.c.hour, 1, width), func.substr(rollup.hour_text(engine), 1, width)))
+        elif name == "fell_back":
+            out.append((h.c.fell_back, case((rollup.fell_back(), 1), else_=0)))
+        elif name == "http_status":
+            out.append((h.c.http_status, _t.c.http_status))
+        else:
+            out.append((h.c[name], func.coalesce(_t.c[name], "")))
+    return out
+
+
+def aggregate(engine: Engine, window: Window, dims: list[str], *, by_key: bool = False,
+              where: tuple[ColumnElement[bool], ColumnElement[bool]] | None = None) -> list[dict[str, Any]]:
+    """Metrics summed per ``dims`` over the window: the hourly rollup plus the rows not rolled up yet."""
+    rollup.refresh(engine)
+    h = tables.requests_hourly_by_key if by_key else tables.requests_hourly
+    dim_cols, metrics = _dims(engine, h, dims, window.bucket), _metrics(h)
+    rolled_where = [h.c.hour >= _hour_key(window.since), h.c.hour < _hour_key(window.until)]
+    live_where = [window.where()]
+    if where is not None:
+        rolled_where.append(where[0])
+        live_where.append(where[1])
+    totals: dict[tuple[Any, ...], dict[str, Any]] = {}
+    with _snapshot(engine) as conn:
+        done = rollup.last_id(conn)
+        for side in (0, 1):
+            group = [d[side] for d in dim_cols]
+            conds = rolled_where if side == 0 else [*live_where, _t.c.id > done]
+            q = select(*group, *(m[side] for m in metrics.values())).where(*conds)
+            for row in conn.execute(q.group_by(*group) if group else q):
+                key, values = tuple(row[: len(group)]), row[len(group):]
+                if not group and not values[0]:
+                    continue  # an aggregate over no rows
+                acc = totals.setdefault(key, dict.fromkeys(metrics, 0))
+                for name, value in zip(metrics, values):
+                    acc[name] += value or 0
+    return [{**dict(zip(dims, key)), **acc} for key, acc in sorted(totals.items(), key=lambda kv: tuple(map(str, kv[0])))]
+
+
+def _bucket_label(value: str, bucket: str) -> str:
     """ISO start of the bucket, UTC, e.g. ``2026-12-03T15:00:00Z``."""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:00:00Z" if bucket == "hour" else "%Y-%m-%dT00:00:00Z")
-    text = str(value)
-    return f"{text[:10]}T{text[11:13]}:00:00Z" if bucket == "hour" else f"{text[:10]}T00:00:00Z"
+    return f"{value[:10]}T{value[11:13]}:00:00Z" if bucket == "hour" else f"{value[:10]}T00:00:00Z"
 
 
 def _money(cost: float, baseline: float) -> dict[str, Any]:
@@ -81,55 +162,37 @@ def _money(cost: float, baseline: float) -> dict[str, Any]:
             "savings_pct": 100.0 * savings / baseline if baseline > 0 else None}
 
 
-def _flag(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-_FELL_BACK = _t.c.fallback_path.like("%,%")  # more than one model tried
-
-
 def summary(engine: Engine, window: Window) -> dict[str, Any]:
     """Totals over the window, with the shares of fallbacks, low-confidence decisions and escalations."""
-    cols = [func.count(), _flag(_t.c.status != "ok"), func.coalesce(func.sum(_t.c.cost_usd), 0.0),
-            func.coalesce(func.sum(_t.c.baseline_cost_usd), 0.0), _flag(_FELL_BACK),
-            _flag(_t.c.route_rule == LOW_CONFIDENCE_RULE), _flag(_t.c.route_rule == ESCALATED_RULE),
-            func.coalesce(func.sum(_t.c.prompt_tokens), 0), func.coalesce(func.sum(_t.c.completion_tokens), 0),
-            func.coalesce(func.sum(_t.c.reasoning_tokens), 0)]
-    with engine.connect() as conn:
-        n, errors, cost, baseline, fell_back, low, esc, p, c, r = conn.execute(select(*cols).where(window.where())).one()
-    share = (lambda k: k / n if n else None)  # noqa: E731
-    return {
-        "window": window.to_dict(), "requests": int(n), "errors": int(errors), **_money(float(cost), float(baseline)),
-        "prompt_tokens": int(p), "completion_tokens": int(c), "reasoning_tokens": int(r),
-        "fallbacks": int(fell_back), "low_confidence": int(low), "escalations": int(esc),
-        "fallback_share": share(fell_back), "low_confidence_share": share(low), "escalation_share": share(esc),
-    }
+    rows = aggregate(engine, window, [])
+    t = rows[0] if rows else dict.fromkeys(_metrics(tables.requests_hourly), 0)
+    n = int(t["requests"])
+    counts = {k: int(t[k]) for k in ("requests", "errors", "prompt_tokens", "completion_tokens", "reasoning_tokens",
+                                      "fallbacks", "low_confidence", "escalations")}
+    shares = {f"{k.rstrip('s')}_share": (t[k] / n if n else None) for k in ("fallbacks", "low_confidence", "escalations")}
+    return {"window": window.to_dict(), **counts, **_money(float(t["cost_usd"]), float(t["baseline_cost_usd"])), **shares}
+
+
+def _none(value: str) -> str:
+    return value or "none"
 
 
 def spend_series(engine: Engine, window: Window, by: str | None = None) -> dict[str, Any]:
     """Spend and savings per bucket, overall (``by`` None) or per class / model / key."""
     if by is not None and by not in GROUPINGS:
         raise InputError(f"by must be one of {', '.join(GROUPINGS)}")
-    bucket = _bucket_expr(engine, window.bucket).label("bucket")
-    group = _t.c[GROUPINGS[by]].label("grp") if by else literal("all").label("grp")
-    q = (select(bucket, group, func.count(), func.sum(_t.c.cost_usd), func.sum(_t.c.baseline_cost_usd))
-         .where(window.where()).group_by(bucket, group).order_by(bucket, group))
-    with engine.connect() as conn:
-        rows = conn.execute(q).all()
-    points = [{"bucket": _bucket_label(b, window.bucket), "group": g if g is not None else "none", "requests": int(n),
-               **_money(float(c or 0.0), float(base or 0.0))} for b, g, n, c, base in rows]
+    column = GROUPINGS[by] if by else None
+    rows = aggregate(engine, window, ["bucket", *([column] if column else [])], by_key=by == "key")
+    points = [{"bucket": _bucket_label(r["bucket"], window.bucket), "group": _none(r[column]) if column else "all",
+               "requests": int(r["requests"]), **_money(float(r["cost_usd"]), float(r["baseline_cost_usd"]))} for r in rows]
     return {"window": window.to_dict(), "by": by or "all", "points": points}
 
 
 def class_flows(engine: Engine, window: Window) -> dict[str, Any]:
     """Requests per (task class -> model that answered), with their cost."""
-    q = (select(_t.c.task_class, _t.c.model, func.count(), func.sum(_t.c.cost_usd), func.sum(_t.c.baseline_cost_usd),
-                _flag(_FELL_BACK))
-         .where(window.where()).group_by(_t.c.task_class, _t.c.model).order_by(_t.c.task_class, _t.c.model))
-    with engine.connect() as conn:
-        rows = conn.execute(q).all()
-    flows = [{"task_class": cls or "none", "model": model or "none", "requests": int(n), "fallbacks": int(fb),
-              **_money(float(c or 0.0), float(base or 0.0))} for cls, model, n, c, base, fb in rows]
+    flows = [{"task_class": _none(r["task_class"]), "model": _none(r["model"]), "requests": int(r["requests"]),
+              "fallbacks": int(r["fallbacks"]), **_money(float(r["cost_usd"]), float(r["baseline_cost_usd"]))}
+             for r in aggregate(engine, window, ["task_class", "model"])]
     mix: dict[str, int] = {}
     for f in flows:
         mix[f["task_class"]] = mix.get(f["task_class"], 0) + f["requests"]
@@ -161,12 +224,10 @@ def latency(engine: Engine, window: Window, sample: int = LATENCY_SAMPLE) -> dic
 
 def errors_series(engine: Engine, window: Window) -> dict[str, Any]:
     """Failed requests per bucket and kind (``status``/``http_status``, e.g. ``error/502``)."""
-    bucket = _bucket_expr(engine, window.bucket).label("bucket")
-    q = (select(bucket, _t.c.status, _t.c.http_status, func.count()).where(window.where(), _t.c.status != "ok")
-         .group_by(bucket, _t.c.status, _t.c.http_status).order_by(bucket, _t.c.status, _t.c.http_status))
-    with engine.connect() as conn:
-        rows = conn.execute(q).all()
-    points = [{"bucket": _bucket_label(b, window.bucket), "kind": f"{s}/{h}", "requests": int(n)} for b, s, h, n in rows]
+    h = tables.requests_hourly
+    rows = aggregate(engine, window, ["bucket", "status", "http_status"], where=(h.c.status != "ok", _t.c.status != "ok"))
+    points = [{"bucket": _bucket_label(r["bucket"], window.bucket), "kind": f"{r['status']}/{r['http_status']}",
+               "requests": int(r["requests"])} for r in rows]
     return {"window": window.to_dict(), "points": points}
 
 

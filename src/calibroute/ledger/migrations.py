@@ -51,6 +51,13 @@ def m003_decision_detail(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+@migration
+def m004_dashboard_rollups(conn: Connection) -> None:
+    """Hourly rollups of ``requests`` for the dashboard (filled incrementally by rollup.py)."""
+    for table in (tables.requests_hourly, tables.requests_hourly_by_key, tables.rollup_state):
+        table.create(conn, checkfirst=True)
+
+
 def add_column_if_missing(conn: Connection, table: str, column: Column[object]) -> None:
     """``ALTER TABLE ... ADD COLUMN`` unless the column exists (for future migrations)."""
     if column.name in {c["name"] for c in inspect(conn).get_columns(table)}:

@@ -82,6 +82,42 @@ spend_reservations = Table(
     Index("ix_spend_reservations_expires_at", "expires_at"),
 )
 
+# The dashboard's hourly rollups of ``requests`` (see rollup.py): hour is 'YYYY-MM-DD HH' in UTC;
+# a missing class / model / key is '' so the unique keys can be upserted.
+_ROLLUP_SUMS = ("requests", "prompt_tokens", "completion_tokens", "reasoning_tokens")
+requests_hourly = Table(
+    "requests_hourly",
+    metadata,
+    Column("hour", String(13), nullable=False),
+    Column("task_class", String(16), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("http_status", Integer, nullable=False),
+    Column("route_rule", String(32), nullable=False),
+    Column("fell_back", Integer, nullable=False),  # 1: more than one model tried
+    *(Column(name, Integer, nullable=False) for name in _ROLLUP_SUMS),
+    Column("cost_usd", Float, nullable=False),
+    Column("baseline_cost_usd", Float, nullable=False),
+    Index("ux_requests_hourly", "hour", "task_class", "model", "status", "http_status", "route_rule", "fell_back",
+          unique=True),
+)
+requests_hourly_by_key = Table(
+    "requests_hourly_by_key",
+    metadata,
+    Column("hour", String(13), nullable=False),
+    Column("api_key_id", String(32), nullable=False),
+    *(Column(name, Integer, nullable=False) for name in _ROLLUP_SUMS),
+    Column("cost_usd", Float, nullable=False),
+    Column("baseline_cost_usd", Float, nullable=False),
+    Index("ux_requests_hourly_by_key", "hour", "api_key_id", unique=True),
+)
+rollup_state = Table(
+    "rollup_state",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("last_id", Integer, nullable=False),  # every requests row with id <= last_id is in the rollups
+)
+
 migrations = Table(
     "calibroute_migrations",
     metadata,

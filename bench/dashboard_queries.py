@@ -1,0 +1,132 @@
+"""Time every dashboard endpoint over HTTP against a big SQLite ledger (issue 16: 10M rows, < 1 s).
+
+Seeds ``--rows`` synthetic requests spread evenly over ``--days`` days ending now (schema from
+``open_ledger``; rows written with sqlite3 ``executemany`` in big transactions, indexes dropped
+during the load and rebuilt after), then serves ``calibroute dashboard``'s app on 127.0.0.1 and
+times each ``/ui/api/...`` endpoint for several windows (median of ``--repeat`` runs, cold first run
+reported separately). Re-running with the same ``--db`` reuses the seeded file.
+
+    nice python bench/dashboard_queries.py --rows 10000000 --db /tmp/ledger-10m.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import statistics
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from servers import serve_in_thread  # noqa: E402
+
+from calibroute.config import load_portfolio  # noqa: E402
+from calibroute.gateway.ui import dashboard_app  # noqa: E402
+from calibroute.ledger import open_ledger  # noqa: E402
+
+CLASSES = {"SIMPLE": ["small", "mid"], "REASONING": ["thinker", "effort", "claude"], "OPEN_ENDED": ["mid", "small"],
+           "GENERAL": ["mid", "effort"]}
+RULES = ["classified"] * 17 + ["low_confidence", "escalated", "explicit_model"]
+COLUMNS = ("request_id", "created_at", "api_key_id", "status", "http_status", "task_class", "model", "route_rule", "budget",
+           "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost_usd", "baseline_cost_usd", "latency_ms",
+           "fallback_path", "stream", "error", "prompt", "confidence", "reason")
+
+
+def rows(n: int, start: datetime, span_s: float, seed: int = 7):
+    rng = random.Random(seed)
+    classes = list(CLASSES)
+    keys = [f"key{i:02d}" for i in range(20)] + [None] * 5
+    step = span_s / n
+    for i in range(n):
+        cls = classes[i % 4]
+        model = rng.choice(CLASSES[cls])
+        ok = rng.random() > 0.02
+        p, c = rng.randint(20, 2000), rng.randint(10, 1000)
+        r = c // 2 if cls == "REASONING" else 0
+        cost = (p + c) * 1e-6
+        fell = rng.random() < 0.03
+        when = (start + timedelta(seconds=i * step)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        yield (f"b{i:09d}", when, keys[i % len(keys)], "ok" if ok else "error", 200 if ok else 502, cls, model,
+               RULES[i % len(RULES)], "max 1024 tok", p, c, r, cost, cost * 6, rng.lognormvariate(6, 0.6),
+               f'["x", "{model}"]' if fell else f'["{model}"]', 0, None if ok else "backend 502", None,
+               round(rng.uniform(0.4, 1.0), 3), f"{cls}: routed to {model}")
+
+
+def seed(db: Path, n: int, days: float) -> float:
+    open_ledger(str(db)).close()  # schema and migrations as the gateway makes them
+    t0 = time.perf_counter()
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=OFF")
+    con.execute("PRAGMA synchronous=OFF")
+    indexes = con.execute("SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name='requests' AND sql IS NOT NULL").fetchall()
+    for name, _ in indexes:
+        con.execute(f"DROP INDEX {name}")
+    sql = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    end = datetime.now(timezone.utc)
+    gen = rows(n, end - timedelta(days=days), days * 86400)
+    batch = 200_000
+    done = 0
+    while done < n:
+        chunk = [next(gen) for _ in range(min(batch, n - done))]
+        with con:
+            con.executemany(sql, chunk)
+        done += len(chunk)
+        print(f"  seeded {done:,} rows ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    for _, create in indexes:
+        con.execute(create)
+    con.execute("ANALYZE")
+    con.commit()
+    con.close()
+    return time.perf_counter() - t0
+
+
+ENDPOINTS = [
+    ("summary", {}), ("spend", {}), ("spend", {"by": "class"}), ("spend", {"by": "model"}), ("spend", {"by": "key"}),
+    ("flows", {}), ("latency", {}), ("errors", {}), ("requests", {"limit": "50"}),
+    ("requests", {"limit": "50", "model": "claude"}), ("requests", {"limit": "50", "status": "error"}),
+    ("status", {}),
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--days", type=float, default=30.0, help="the rows are spread over this many days, ending now")
+    ap.add_argument("--db", type=Path, default=Path("/tmp/calibroute-dashboard-bench.db"))
+    ap.add_argument("--windows", default="1h,24h,7d,30d")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    if not args.db.exists():
+        print(f"seeding {args.rows:,} rows into {args.db}", file=sys.stderr)
+        print(f"seeded in {seed(args.db, args.rows, args.days):.0f} s", file=sys.stderr)
+    ledger = open_ledger(str(args.db), must_exist=True)
+    total = sqlite3.connect(args.db).execute("SELECT count(*) FROM requests").fetchone()[0]
+    print(f"ledger: {total:,} rows over {args.days:g} days, SQLite {sqlite3.sqlite_version}, {args.db.stat().st_size / 1e9:.2f} GB\n")
+    print("| window | endpoint | rows in window | cold s | warm s (median) |")
+    print("|---|---|---:|---:|---:|")
+    try:
+        with serve_in_thread(dashboard_app(ledger, load_portfolio(None), "127.0.0.1")) as base, httpx.Client(timeout=300) as http:
+            for window in args.windows.split(","):
+                in_window = http.get(f"{base}/ui/api/summary", params={"since": window}).json()["requests"]
+                for path, params in ENDPOINTS:
+                    q = {**params, "since": window} if path not in ("requests", "status") else params
+                    times = []
+                    for _ in range(args.repeat + 1):
+                        t0 = time.perf_counter()
+                        r = http.get(f"{base}/ui/api/{path}", params=q)
+                        times.append(time.perf_counter() - t0)
+                        r.raise_for_status()
+                    label = path + "".join(f" {k}={v}" for k, v in params.items() if k != "limit")
+                    print(f"| {window} | {label} | {in_window:,} | {times[0]:.3f} | {statistics.median(times[1:]):.3f} |",
+                          flush=True)
+    finally:
+        ledger.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Hourly rollups of the ``requests`` table, so the dashboard's totals cost the same at 10 million rows as at 10 thousand.
+
+``requests`` only grows (rows are inserted, never changed), so the rollups are filled
+incrementally by id: ``refresh`` adds every row with ``id > rollup_state.last_id`` to
+``requests_hourly`` (hour x class x model x status x rule x fell-back) and
+``requests_hourly_by_key`` (hour x key) with upserts, in chunks, under the database's write
+lock (SQLite ``BEGIN IMMEDIATE``; a PostgreSQL advisory lock), and moves ``last_id``.
+Readers add the rows past ``last_id`` live (``tail_condition``), so answers are exact.
+
+On PostgreSQL ids are drawn before commit, so a row can become visible after a higher id;
+``refresh`` there only rolls up rows older than ``PG_SETTLE``, and the live tail covers the rest.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Engine, case, func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from . import tables
+from .base import utcnow
+
+STATE = "hourly"
+CHUNK = 500_000
+PG_SETTLE = timedelta(seconds=60)
+PG_LOCK_KEY = 0x63616C6963  # "calic": serialises rollup refreshes on PostgreSQL
+
+_t = tables.requests
+_h = tables.requests_hourly
+_k = tables.requests_hourly_by_key
+SUMS = ("requests", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost_usd", "baseline_cost_usd")
+
+
+def hour_text(engine_or_conn: Engine | Connection) -> ColumnElement[Any]:
+    """``requests.created_at`` as 'YYYY-MM-DD HH' (UTC), the rollups' hour key."""
+    if engine_or_conn.dialect.name == "sqlite":  # stored as 'YYYY-MM-DD HH:MM:SS...' in UTC
+        return func.substr(_t.c.created_at, 1, 13)
+    return func.to_char(func.timezone("UTC", _t.c.created_at), "YYYY-MM-DD HH24")
+
+
+def fell_back() -> ColumnElement[bool]:
+    return _t.c.fallback_path.like("%,%")  # a JSON list of more than one model
+
+
+def last_id(conn: Connection) -> int:
+    value = conn.execute(select(tables.rollup_state.c.last_id).where(tables.rollup_state.c.name == STATE)).scalar()
+    return int(value or 0)
+
+
+def _raw_sums() -> list[ColumnElement[Any]]:
+    return [func.count(), *(func.coalesce(func.sum(_t.c[name]), 0) for name in SUMS[1:])]
+
+
+def _upsert(conn: Connection, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    stmt = insert(table)
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_={n: table.c[n] + stmt.excluded[n] for n in SUMS})
+    conn.execute(stmt, rows)
+
+
+def _roll(conn: Connection, low: int, high: int) -> None:
+    """Add requests with ``low < id <= high`` to both rollups."""
+    hour = hour_text(conn).label("hour")
+    in_range = (_t.c.id > low, _t.c.id <= high)
+    dims = [hour, func.coalesce(_t.c.task_class, ""), func.coalesce(_t.c.model, ""), _t.c.status, _t.c.http_status,
+            func.coalesce(_t.c.route_rule, ""), case((fell_back(), 1), else_=0)]
+    names = ["hour", "task_class", "model", "status", "http_status", "route_rule", "fell_back"]
+    q = select(*dims, *_raw_sums()).where(*in_range).group_by(*dims)
+    _upsert(conn, _h, names, [dict(zip(names + list(SUMS), r)) for r in conn.execute(q)])
+    key = func.coalesce(_t.c.api_key_id, "")
+    q = select(hour, key, *_raw_sums()).where(*in_range).group_by(hour, key)
+    _upsert(conn, _k, ["hour", "api_key_id"], [dict(zip(["hour", "api_key_id", *SUMS], r)) for r in conn.execute(q)])
+
+
+def _settled_max_id(conn: Connection) -> int:
+    if conn.dialect.name == "sqlite":  # one writer at a time: every id below the max is committed
+        return int(conn.execute(select(func.max(_t.c.id))).scalar() or 0)
+    cutoff = utcnow() - PG_SETTLE
+    return int(conn.execute(select(func.max(_t.c.id)).where(_t.c.created_at < cutoff)).scalar() or 0)
+
+
+def _step(engine: Engine) -> bool:
+    """Roll up one chunk under the write lock; False when there was nothing to do."""
+    def work(conn: Connection) -> bool:
+        low = last_id(conn)
+        high = min(_settled_max_id(conn), low + CHUNK)
+        if high <= low:
+            return False
+        _roll(conn, low, high)
+        st = tables.rollup_state
+        if conn.execute(st.update().where(st.c.name == STATE).values(last_id=high)).rowcount == 0:
+            conn.execute(st.insert().values(name=STATE, last_id=high))
+        return True
+
+    if engine.dialect.name == "sqlite":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                done = work(conn)
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
+            return done
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+        return work(conn)
+
+
+def refresh(engine: Engine) -> None:
+    """Bring the rollups up to date (a no-op read when nothing new was written)."""
+    with engine.connect() as conn:
+        if _settled_max_id(conn) <= last_id(conn):
+            return
+    while _step(engine):
+        pass

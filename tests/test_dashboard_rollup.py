@@ -1,0 +1,69 @@
+"""The dashboard's hourly rollups: exact totals as rows keep arriving, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from dashboard_seed import EXPECTED, H10, SEED_ROWS, SINCE, UNTIL, seed_ledger
+from sqlalchemy import func, select
+from test_ledger_db import ledger_url, row  # noqa: F401  (fixture)
+
+from calibroute.ledger import dashboard_queries as q
+from calibroute.ledger import open_ledger, rollup, tables
+
+WINDOW = q.Window.parse(SINCE, UNTIL)
+
+
+def test_totals_stay_exact_as_rows_arrive(ledger_url: str) -> None:
+    seed_ledger(ledger_url)
+    with open_ledger(ledger_url) as ledger:
+        first = q.summary(ledger.engine, WINDOW)
+        assert (first["requests"], first["cost_usd"]) == (EXPECTED["requests"], pytest.approx(EXPECTED["cost_usd"]))
+        with ledger.engine.connect() as conn:
+            rolled = conn.execute(select(func.sum(tables.requests_hourly.c.requests))).scalar()
+            assert rolled == len(SEED_ROWS) and rollup.last_id(conn) == len(SEED_ROWS)
+        ledger.record(row(100, task_class="SIMPLE", model="small-chat", cost_usd=0.5, baseline_cost_usd=1.0,
+                          created_at=H10, fallback_path=["a", "b"]))
+    with open_ledger(ledger_url) as ledger:
+        again = q.summary(ledger.engine, WINDOW)
+        by_class = {p["group"]: p for p in q.spend_series(ledger.engine, WINDOW, "class")["points"]
+                    if p["bucket"] == "2026-11-10T10:00:00Z"}
+        keyed = q.spend_series(ledger.engine, WINDOW, "key")["points"]
+    assert again["requests"] == EXPECTED["requests"] + 1 and again["fallbacks"] == EXPECTED["fallbacks"] + 1
+    assert again["cost_usd"] == pytest.approx(EXPECTED["cost_usd"] + 0.5)
+    assert by_class["SIMPLE"]["requests"] == 1 and by_class["REASONING"]["requests"] == 2
+    assert sum(p["requests"] for p in keyed) == EXPECTED["requests"] + 1
+
+
+def test_rows_not_rolled_up_yet_are_counted_live(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed_ledger(ledger_url)
+    with open_ledger(ledger_url) as ledger:
+        monkeypatch.setattr(rollup, "refresh", lambda engine: None)
+        live = q.summary(ledger.engine, WINDOW)  # nothing rolled up: every row read live
+        live_flows = q.class_flows(ledger.engine, WINDOW)
+        monkeypatch.undo()
+        rolled = q.summary(ledger.engine, WINDOW)
+        ledger.record(row(100, task_class="GENERAL", model="mid-reasoner", created_at=H10, status="error",
+                          http_status=504))
+    with open_ledger(ledger_url) as ledger:
+        monkeypatch.setattr(rollup, "refresh", lambda engine: None)
+        mixed = q.summary(ledger.engine, WINDOW)  # the seed from the rollup, the new row live
+        errors = q.errors_series(ledger.engine, WINDOW)["points"]
+    assert live == rolled and live["requests"] == EXPECTED["requests"]
+    assert live_flows["class_mix"] == {"OPEN_ENDED": 1, "REASONING": 2, "SIMPLE": 2}
+    assert (mixed["requests"], mixed["errors"]) == (EXPECTED["requests"] + 1, EXPECTED["errors"] + 1)
+    assert {p["kind"]: p["requests"] for p in errors} == {"error/502": 1, "error/504": 1}
+
+
+def test_an_empty_window_is_zero(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as ledger:
+        s = q.summary(ledger.engine, q.Window.parse("2020-01-01", "2020-01-02"))
+        assert (s["requests"], s["cost_usd"], s["fallback_share"]) == (0, 0.0, None)
+        assert q.spend_series(ledger.engine, q.Window.parse("2020-01-01", "2020-01-02"))["points"] == []
+
+
+def test_window_is_whole_hours() -> None:
+    w = q.Window.parse("2026-11-10T09:15:00", "2026-11-10T10:40:00")
+    assert (w.since, w.until) == (datetime.fromisoformat("2026-11-10T09:00:00+00:00"),
+                                  datetime.fromisoformat("2026-11-10T11:00:00+00:00"))
