@@ -55,7 +55,7 @@ class Dashboard:
     host: str
     ui_token: str | None = None
     keys_enabled: Callable[[], bool] = lambda: False
-    breakers: Callable[[], list[dict[str, Any]]] = field(default=lambda: [])
+    breakers: Callable[[], list[dict[str, Any]]] = field(default=list)
 
     def check_access(self, request: Request) -> None:
         if self.ui_token:

@@ -53,7 +53,7 @@ class Window:
     bucket: str
 
     @classmethod
-    def parse(cls, since: str | None, until: str | None = None, bucket: str | None = None) -> "Window":
+    def parse(cls, since: str | None, until: str | None = None, bucket: str | None = None) -> Window:
         now = utcnow()
         end = parse_when(until, now=now) if until else now
         start = parse_when(since, now=now) if since else end - timedelta(hours=24)
