@@ -84,11 +84,19 @@ def litellm_version() -> str:
     return out.stdout.strip() or "unknown"
 
 
+VARY = False  # --vary: every request's text differs (no classifier memo hit), as in real traffic
+
+
 def wrk(url: str, body: dict[str, object], connections: int, duration: int, workdir: Path) -> dict[str, float]:
     script = workdir / "post.lua"
-    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                      f'wrk.headers["Authorization"] = "Bearer {MASTER_KEY}"\n'
-                      f"wrk.body = {json.dumps(json.dumps(body))}\n")
+    lua = ('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+           f'wrk.headers["Authorization"] = "Bearer {MASTER_KEY}"\n'
+           f"wrk.body = {json.dumps(json.dumps(body))}\n")
+    if VARY:  # "... at 3pm." becomes "... at 3pm. (request N)", N counting per connection thread
+        head, _, tail = json.dumps(body).partition("3pm.")
+        lua += (f"counter = 0\nrequest = function()\n  counter = counter + 1\n"
+                f"  return wrk.format(nil, nil, nil, {json.dumps(head + '3pm. (request ')} .. counter .. {json.dumps(')' + tail)})\nend\n")
+    script.write_text(lua)
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
                          capture_output=True, text=True, check=True).stdout
 
@@ -110,8 +118,11 @@ def main() -> None:
     ap.add_argument("--connections", default="8,32,128", help="connection counts for the throughput runs")
     ap.add_argument("--skip-litellm", action="store_true")
     ap.add_argument("--classifier", default="default", help="routing.classifier of the gateway (default, lexical, ...)")
+    ap.add_argument("--vary", action="store_true", help="a different prompt text in every request (no classifier memo hits)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "gateway_latency.json")
     args = ap.parse_args()
+    global VARY
+    VARY = args.vary
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install wrk")
     levels = [int(c) for c in args.connections.split(",")]
