@@ -67,3 +67,35 @@ def test_window_is_whole_hours() -> None:
     w = q.Window.parse("2026-11-10T09:15:00", "2026-11-10T10:40:00")
     assert (w.since, w.until) == (datetime.fromisoformat("2026-11-10T09:00:00+00:00"),
                                   datetime.fromisoformat("2026-11-10T11:00:00+00:00"))
+
+
+def test_latency_and_recent_requests(ledger_url: str) -> None:
+    seed_ledger(ledger_url)
+    with open_ledger(ledger_url) as ledger:
+        lat = {m["model"]: (m["p50_ms"], m["p95_ms"]) for m in q.latency(ledger.engine, WINDOW)["models"]}
+        newest = q.recent(ledger.engine, 2)["requests"]
+        errors = q.recent(ledger.engine, 10, {"status": "error"})["requests"]
+        older = q.recent(ledger.engine, 10, {"class": "SIMPLE"}, before_id=newest[-1]["id"])["requests"]
+    assert lat == {"big-thinker": (2000.0, 2000.0), "mid-reasoner": (900.0, 900.0), "small-chat": (100.0, 300.0)}
+    assert [r["request_id"] for r in newest] == ["seed-6", "seed-5"]
+    assert [r["request_id"] for r in errors] == ["seed-5"] and errors[0]["error"] == "backend 502"
+    assert [r["request_id"] for r in older] == ["seed-2", "seed-1"]
+    assert newest[0]["created_at"].startswith("2026-11-09T23:59:00")
+
+
+def test_concurrent_refreshes_count_each_row_once(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(rollup, "CHUNK", 97)
+    with open_ledger(ledger_url) as ledger:
+        for i in range(2000):
+            ledger.record(row(i, task_class="SIMPLE", model=f"m{i % 3}", cost_usd=0.001, created_at=H10))
+    with open_ledger(ledger_url) as ledger:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: rollup.refresh(ledger.engine), range(4)))
+        with ledger.engine.connect() as conn:
+            rolled = conn.execute(select(func.sum(tables.requests_hourly.c.requests))).scalar()
+            keyed = conn.execute(select(func.sum(tables.requests_hourly_by_key.c.requests))).scalar()
+            assert rollup.last_id(conn) == 2000
+        assert rolled == keyed == 2000
+        assert q.summary(ledger.engine, WINDOW)["requests"] == 2000

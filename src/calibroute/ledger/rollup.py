@@ -3,8 +3,10 @@
 ``requests`` only grows (rows are inserted, never changed), so the rollups are filled
 incrementally by id: ``refresh`` adds every row with ``id > rollup_state.last_id`` to
 ``requests_hourly`` (hour x class x model x status x rule x fell-back) and
-``requests_hourly_by_key`` (hour x key) with upserts, in chunks, under the database's write
-lock (SQLite ``BEGIN IMMEDIATE``; a PostgreSQL advisory lock), and moves ``last_id``.
+``requests_hourly_by_key`` (hour x key) in chunks: each chunk is grouped with a plain read,
+then upserted under the database's write lock (SQLite ``BEGIN IMMEDIATE``; a PostgreSQL
+advisory lock) only if ``last_id`` has not moved meanwhile, and ``last_id`` moves with it, so
+the lock is held for a few thousand upserts, never for a scan.
 Readers add the rows past ``last_id`` live (``tail_condition``), so answers are exact.
 
 On PostgreSQL ids are drawn before commit, so a row can become visible after a higher id;
@@ -63,18 +65,22 @@ def _upsert(conn: Connection, table: Any, keys: list[str], rows: list[dict[str, 
     conn.execute(stmt, rows)
 
 
-def _roll(conn: Connection, low: int, high: int) -> None:
-    """Add requests with ``low < id <= high`` to both rollups."""
+Grouped = tuple[list[dict[str, Any]], list[dict[str, Any]]]
+_DIMS = ["hour", "task_class", "model", "status", "http_status", "route_rule", "fell_back"]
+
+
+def _group(conn: Connection, low: int, high: int) -> Grouped:
+    """Requests with ``low < id <= high`` summed per rollup key (a read: no lock held)."""
     hour = hour_text(conn).label("hour")
     in_range = (_t.c.id > low, _t.c.id <= high)
     dims = [hour, func.coalesce(_t.c.task_class, ""), func.coalesce(_t.c.model, ""), _t.c.status, _t.c.http_status,
             func.coalesce(_t.c.route_rule, ""), case((fell_back(), 1), else_=0)]
-    names = ["hour", "task_class", "model", "status", "http_status", "route_rule", "fell_back"]
     q = select(*dims, *_raw_sums()).where(*in_range).group_by(*dims)
-    _upsert(conn, _h, names, [dict(zip(names + list(SUMS), r)) for r in conn.execute(q)])
+    hourly = [dict(zip(_DIMS + list(SUMS), r)) for r in conn.execute(q)]
     key = func.coalesce(_t.c.api_key_id, "")
     q = select(hour, key, *_raw_sums()).where(*in_range).group_by(hour, key)
-    _upsert(conn, _k, ["hour", "api_key_id"], [dict(zip(["hour", "api_key_id", *SUMS], r)) for r in conn.execute(q)])
+    keyed = [dict(zip(["hour", "api_key_id", *SUMS], r)) for r in conn.execute(q)]
+    return hourly, keyed
 
 
 def _settled_max_id(conn: Connection) -> int:
@@ -85,31 +91,39 @@ def _settled_max_id(conn: Connection) -> int:
 
 
 def _step(engine: Engine) -> bool:
-    """Roll up one chunk under the write lock; False when there was nothing to do."""
-    def work(conn: Connection) -> bool:
+    """Roll up one chunk: group it without a lock (readers do not block the ledger's writer),
+    then upsert it under the write lock if no other process moved ``last_id`` meanwhile.
+    False when there was nothing to do."""
+    with engine.connect() as conn:
         low = last_id(conn)
         high = min(_settled_max_id(conn), low + CHUNK)
         if high <= low:
             return False
-        _roll(conn, low, high)
+        hourly, keyed = _group(conn, low, high)
+
+    def apply(conn: Connection) -> None:
+        if last_id(conn) != low:
+            return  # another reader rolled this chunk up first
+        _upsert(conn, _h, _DIMS, hourly)
+        _upsert(conn, _k, ["hour", "api_key_id"], keyed)
         st = tables.rollup_state
         if conn.execute(st.update().where(st.c.name == STATE).values(last_id=high)).rowcount == 0:
             conn.execute(st.insert().values(name=STATE, last_id=high))
-        return True
 
     if engine.dialect.name == "sqlite":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
-                done = work(conn)
+                apply(conn)
             except BaseException:
                 conn.exec_driver_sql("ROLLBACK")
                 raise
             conn.exec_driver_sql("COMMIT")
-            return done
+        return True
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
-        return work(conn)
+        apply(conn)
+    return True
 
 
 def refresh(engine: Engine) -> None:
