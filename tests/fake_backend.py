@@ -79,6 +79,9 @@ class FakeModel:
     abandoned: int = 0
     faults_injected: dict[str, int] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    tool_call: tuple[str, str] | None = None  # (name, JSON arguments): call it when offered tools, until a tool answers
+    reasoning: str = ""  # sent as reasoning_content before the answer (as vLLM's reasoning parsers do)
+    cached_tokens: int = 0  # reported as usage.prompt_tokens_details.cached_tokens
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -134,14 +137,25 @@ class FakeModel:
                 return self._failure(f, body)
             messages = body.get("messages") or []
             deltas = self.deltas(messages)
+            if messages and messages[-1].get("role") == "tool":
+                deltas = _words(f"The tool said: {messages[-1].get('content')}")
+            call = self.tool_call if body.get("tools") and not (messages and messages[-1].get("role") == "tool") else None
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(deltas), "total_tokens": prompt_tokens + len(deltas)}
             usage.update(f.usage or {})
+            if self.cached_tokens:
+                usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}  # type: ignore[assignment]
             created = int(time.time())
             if not body.get("stream"):
-                msg = {"role": "assistant", "content": "".join(deltas)}
+                msg: dict[str, Any] = {"role": "assistant", "content": "".join(deltas)}
+                if self.reasoning:
+                    msg["reasoning_content"] = self.reasoning
+                if call is not None:
+                    msg.update(content=None, tool_calls=[{"id": "call_fake1", "type": "function",
+                                                          "function": {"name": call[0], "arguments": call[1]}}])
+                reason = "tool_calls" if call is not None else "stop"
                 data = json.dumps({"id": "chatcmpl-fake", "object": "chat.completion", "created": created,
-                                   "model": body.get("model"), "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}],
+                                   "model": body.get("model"), "choices": [{"index": 0, "message": msg, "finish_reason": reason}],
                                    "usage": usage}).encode()
                 if f.slow_body_s or f.truncate:
                     return StreamingResponse(_trickle(data, f.slow_body_s, f.truncate), media_type="application/json")
@@ -149,7 +163,7 @@ class FakeModel:
             if f.not_sse:  # a proxy's error page, with a 200
                 return Response(NOT_SSE, media_type="text/html")
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return StreamingResponse(self._sse(body, deltas, usage, created, include_usage, f), media_type="text/event-stream")
+            return StreamingResponse(self._sse(body, deltas, usage, created, include_usage, f, call), media_type="text/event-stream")
 
         async def models(request: Request) -> Response:
             return JSONResponse({"object": "list", "data": [{"id": self.name, "object": "model"}]})
@@ -167,13 +181,26 @@ class FakeModel:
                         headers=headers, media_type="application/json")
 
     async def _sse(self, body: dict[str, Any], deltas: list[str], usage: dict[str, int], created: int,  # type: ignore[no-untyped-def]
-                   include_usage: bool, f: Faults):
+                   include_usage: bool, f: Faults, call: tuple[str, str] | None = None):
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created, "model": body.get("model")}
 
         def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
             return b"data: " + json.dumps({**base, "choices": choices, **extra}).encode() + b"\n\n"
 
         yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        for piece in _words(self.reasoning) if self.reasoning else ():
+            yield event([{"index": 0, "delta": {"reasoning_content": piece}, "finish_reason": None}])
+        if call is not None:  # the arguments in two pieces, as real servers split them
+            name, args = call
+            cut = len(args) // 2
+            yield event([{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_fake1", "type": "function",
+                                                                "function": {"name": name, "arguments": args[:cut]}}]}}])
+            yield event([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": args[cut:]}}]}}])
+            yield event([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])
+            if include_usage and self.send_usage:
+                yield event([], usage=usage)
+            yield b"data: [DONE]\n\n"
+            return
         for i, text in enumerate(deltas):
             if f.drop_after is not None and i >= f.drop_after:
                 raise ConnectionAbortedError("fake backend drops the connection")

@@ -29,13 +29,20 @@ def ladder_thresholds(level: float, n_rungs: int, threshold_for_share: Callable[
     return tuple(threshold_for_share(share) for share in rung_shares(level, n_rungs))
 
 
-def cap_budget(budget: Budget, max_output_tokens: int | None, effort: str | None) -> Budget:
+def cap_budget(budget: Budget, max_output_tokens: int | None, effort: str | None,
+               thinking_tokens: int | None = None) -> Budget:
     """Apply a client's own caps: they may lower the routed budget, never raise it."""
     update: dict[str, object] = {}
+    if thinking_tokens is not None and budget.thinking:
+        if thinking_tokens <= 0:
+            update.update(thinking=False, thinking_budget_tokens=None)
+        elif budget.thinking_budget_tokens is None or thinking_tokens < budget.thinking_budget_tokens:
+            update["thinking_budget_tokens"] = thinking_tokens
     if max_output_tokens is not None and max_output_tokens < budget.max_output_tokens:
         update["max_output_tokens"] = max_output_tokens
-        if budget.thinking_budget_tokens is not None and budget.thinking_budget_tokens >= max_output_tokens:
-            update["thinking_budget_tokens"] = max_output_tokens // 2 if budget.thinking else None
+        thinking = update.get("thinking_budget_tokens", budget.thinking_budget_tokens)
+        if isinstance(thinking, int) and thinking >= max_output_tokens:
+            update["thinking_budget_tokens"] = max_output_tokens // 2 if update.get("thinking", budget.thinking) else None
     if effort is not None and effort in EFFORT_ORDER:
         if budget.effort is None or EFFORT_ORDER.index(effort) < EFFORT_ORDER.index(budget.effort):
             update["effort"] = effort
@@ -125,7 +132,7 @@ def decide(
             reason += "; caller's explicit budget"
     fired.append(rule)
 
-    budget = cap_budget(budget, hints.max_output_tokens, hints.effort)
+    budget = cap_budget(budget, hints.max_output_tokens, hints.effort, hints.thinking_tokens)
     cost = portfolio.model(model).cost_usd(input_tokens, budget.max_output_tokens)
     return Decision(
         task_class=task_class,

@@ -56,6 +56,7 @@ class Hints:
     budget: Budget | None = None  # an explicit budget replaces the route's
     max_output_tokens: int | None = None  # a client cap on output tokens
     effort: str | None = None  # a client cap on reasoning effort
+    thinking_tokens: int | None = None  # a client cap on thinking tokens (Anthropic's budget_tokens); 0: no thinking
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def translate_budget(
     ``min_think_tokens`` asks think_tags models to think at least that long.
     """
     if caps is not None:
-        budget = cap_budget(budget, caps.max_output_tokens, caps.effort)
+        budget = cap_budget(budget, caps.max_output_tokens, caps.effort, caps.thinking_tokens)
     n = budget.max_output_tokens
     tb = budget.thinking_budget_tokens if budget.thinking else 0
     notes: list[str] = []

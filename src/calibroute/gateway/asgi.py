@@ -1,4 +1,4 @@
-"""The ASGI entry point: ``POST /v1/chat/completions`` straight to the gateway, the rest via Starlette.
+"""The ASGI entry point: the model endpoints (``POST /v1/chat/completions``, ``/v1/messages``) straight to the gateway, the rest via Starlette.
 
 Why: the chat path is the hot one, and Starlette's layers around it (error and exception
 middleware wrapping every ``send``, route matching, a task group of two per streamed
@@ -18,12 +18,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from .anthropic import ANTHROPIC
 from .chat import Gateway
+from .dialects import CHAT, Dialect
 from .errors import ClientDisconnected
 from .guard import cancel_on_disconnect
 from .streaming import FinalChunk
 
 CHAT_PATH = "/v1/chat/completions"
+DIALECTS: dict[str, Dialect] = {CHAT_PATH: CHAT, "/v1/messages": ANTHROPIC}
 
 
 class GatewayApp:
@@ -37,9 +40,10 @@ class GatewayApp:
         return self.starlette.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == CHAT_PATH and scope["method"] == "POST" and not scope.get("root_path"):
+        dialect = DIALECTS.get(scope["path"]) if scope["type"] == "http" else None
+        if dialect is not None and scope["method"] == "POST" and not scope.get("root_path"):
             scope["app"] = self.starlette  # what request.app would be on the Starlette path
-            response = await self.gateway.chat(Request(scope, receive))
+            response = await self.gateway.chat(Request(scope, receive), dialect)
             if isinstance(response, StreamingResponse):
                 await send_stream(response, receive, send)
             else:

@@ -28,12 +28,13 @@ from ..conversation import messages_text
 from ..ledger.base import LedgerRow, LedgerSink
 from ..router import Router
 from ..types import Decision
-from .errors import ClientDisconnected, RateLimited, SpendLimitExceeded, Unauthorized, error_response, status_of
+from .dialects import CHAT, Dialect
+from .errors import ClientDisconnected, RateLimited, SpendLimitExceeded, Unauthorized, status_of
 from .fallback import Attempted, Fallback
 from .guard import guarded
 from .ledgerbuf import CoalescingSink
 from .metrics import GatewayMetrics
-from .requests import ChatRequest, parse_chat, parse_json_object, read_body
+from .requests import ChatRequest, parse_json_object, read_body
 from .settings import GatewaySettings
 from .ratelimit import RateLimiter
 from .spend import SpendGuard
@@ -89,9 +90,9 @@ class Gateway:
         if keys_enabled is None or not keys_enabled():
             return None
         auth = request.headers.get("authorization", "")
-        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("x-api-key", "").strip()
         if not token:
-            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' (or 'x-api-key: <key>')")
         key = self.ledger.authenticate(token)  # type: ignore[attr-defined]
         if key is None:
             raise Unauthorized("invalid or revoked API key")
@@ -101,19 +102,20 @@ class Gateway:
             raise exc
         return str(key.id)
 
-    async def decide(self, request: Request) -> tuple[ChatRequest, Decision]:
+    async def decide(self, request: Request, dialect: Dialect = CHAT) -> tuple[ChatRequest, Decision]:
         raw = await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
-        chat = parse_chat(parse_json_object(raw), self.portfolio)
+        chat = dialect.parse(parse_json_object(raw), self.portfolio)
         # A worker thread: the encoder classifier computes for milliseconds (onnxruntime releases the GIL),
         # and the event loop keeps streaming other requests meanwhile.
         decision = await asyncio.to_thread(self.router.decide, messages=chat.body["messages"], hints=chat.hints)
         return chat, decision
 
-    async def chat(self, request: Request) -> Response:
+    async def chat(self, request: Request, dialect: Dialect = CHAT) -> Response:
+        """One request of any dialect (chat completions, Anthropic Messages, ...) through the pipeline."""
         out = Outcome(request_id=f"{self._id_prefix}{next(self._ids):08x}", started=time.perf_counter())
         try:
             out.api_key_id = self.authenticate(request)
-            chat, out.decision = await self.decide(request)
+            chat, out.decision = await self.decide(request, dialect)
             out.route, out.stream = chat.route, chat.stream
             out.budget = out.decision.budget
             out.tally = Tally(out.decision.input_tokens_est)
@@ -124,12 +126,12 @@ class Gateway:
             remaining = self.settings.request_timeout_s - (time.perf_counter() - out.started)
             async with guarded(request.receive, remaining):  # 504 past the deadline, 499 when the client leaves
                 if chat.stream:
-                    return await self._stream(chat, out.decision, out)
-                return await self._complete(chat, out.decision, out)
+                    return await self._stream(chat, out.decision, out, dialect)
+                return await self._complete(chat, out.decision, out, dialect)
         except Exception as exc:
             out.api_key_id = out.api_key_id or getattr(exc, "key_id", None)
             self.finish(out, exc)
-            return error_response(exc, headers=self.headers(out))
+            return dialect.error_response(exc, headers=self.headers(out))
 
     # -- the two response shapes ------------------------------------------------------------
     def plan(self, model: str, budget: Budget) -> Translation:
@@ -160,7 +162,7 @@ class Gateway:
             return None
         return ThinkForcer(stream, self.backends[model].open_stream, body, tr.think, self.forcing)
 
-    async def _stream(self, chat: ChatRequest, decision: Decision, out: Outcome) -> Response:
+    async def _stream(self, chat: ChatRequest, decision: Decision, out: Outcome, dialect: Dialect) -> Response:
         tr, body, stream = await self._open(chat, decision, out)
         forcer = out.forcer = self._forcer(tr, body, stream, out.model or decision.model)
         assert out.tally is not None
@@ -171,9 +173,9 @@ class Gateway:
                        ready=getattr(stream, "ready", None) if forcer is None else None)
         headers = self.headers(out, cost=decision.estimated_cost_usd)
         headers["cache-control"] = "no-cache"
-        return StreamingResponse(chunks, media_type="text/event-stream", headers=headers)
+        return StreamingResponse(dialect.stream(chunks, out), media_type="text/event-stream", headers=headers)
 
-    async def _complete(self, chat: ChatRequest, decision: Decision, out: Outcome) -> Response:
+    async def _complete(self, chat: ChatRequest, decision: Decision, out: Outcome, dialect: Dialect) -> Response:
         assert out.tally is not None
         first = self.plan(decision.model, decision.budget)
         if first.think is not None:  # forcing needs the stream; the client still gets one JSON body
@@ -194,7 +196,7 @@ class Gateway:
             usage = data.get("usage")
             data["usage"] = {**(usage if isinstance(usage, dict) else {}), **out.tally.usage_block()}
         self.finish(out, None)
-        return Response(json.dumps(data), media_type="application/json", headers=self.headers(out))
+        return Response(json.dumps(dialect.complete(data, out)), media_type="application/json", headers=self.headers(out))
 
     # -- accounting -------------------------------------------------------------------------
     def cost(self, out: Outcome) -> tuple[float, float]:

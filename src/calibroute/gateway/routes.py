@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .anthropic import ANTHROPIC
 from .chat import Gateway
 from .errors import error_response
 
@@ -24,6 +25,11 @@ def _json(data: object, status: int = 200) -> Response:
 
 async def chat_completions(request: Request) -> Response:
     return await _gateway(request).chat(request)
+
+
+async def messages(request: Request) -> Response:
+    """Anthropic Messages (reached here only under a root_path mount; the ASGI entry point takes it otherwise)."""
+    return await _gateway(request).chat(request, ANTHROPIC)
 
 
 async def route_only(request: Request) -> Response:
@@ -66,6 +72,7 @@ async def metrics(request: Request) -> Response:
 
 ROUTES = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/messages", messages, methods=["POST"]),
     Route("/v1/route", route_only, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),

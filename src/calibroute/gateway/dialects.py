@@ -1,0 +1,79 @@
+"""The client APIs the gateway speaks, each as a translation around one chat-completions pipeline.
+
+Why: routing, budgets, fallbacks, spend and rate limits, and the ledger live once, in
+``Gateway.chat``, on chat-completions bodies. A dialect turns its API's request into a
+``ChatRequest`` and the pipeline's answer (a chat.completion, or the relay's SSE bytes)
+back into its own shapes, errors included. ``CHAT`` is the identity.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from starlette.responses import Response
+
+from ..config import Portfolio
+from .errors import error_response
+from .requests import ChatRequest, parse_chat
+
+if TYPE_CHECKING:
+    from .chat import Outcome
+
+
+class Dialect(Protocol):
+    def parse(self, obj: dict[str, Any], portfolio: Portfolio) -> ChatRequest:
+        """The client's JSON body as a chat-completions request; InputError when it is not valid."""
+
+    def complete(self, data: dict[str, Any], out: Outcome) -> dict[str, Any]:
+        """The upstream chat.completion (usage already settled) as this API's response body."""
+
+    def stream(self, chunks: AsyncIterator[bytes], out: Outcome) -> AsyncIterator[bytes]:
+        """The relay's OpenAI SSE bytes as this API's event stream; closing it closes ``chunks``."""
+
+    def error_response(self, exc: BaseException, headers: dict[str, str] | None = None) -> Response:
+        """An error before the first byte, in this API's format."""
+
+
+class ChatDialect:
+    """OpenAI chat completions: the pipeline's own shapes, unchanged."""
+
+    def parse(self, obj: dict[str, Any], portfolio: Portfolio) -> ChatRequest:
+        return parse_chat(obj, portfolio)
+
+    def complete(self, data: dict[str, Any], out: Outcome) -> dict[str, Any]:
+        return data
+
+    def stream(self, chunks: AsyncIterator[bytes], out: Outcome) -> AsyncIterator[bytes]:
+        return chunks
+
+    def error_response(self, exc: BaseException, headers: dict[str, str] | None = None) -> Response:
+        return error_response(exc, headers)
+
+
+CHAT = ChatDialect()
+
+
+def sse_events(chunk: bytes) -> Iterator[dict[str, Any] | None]:
+    """The JSON payloads of the relay's ``data:`` events in one chunk; None for ``[DONE]``."""
+    for block in chunk.split(b"\n\n"):
+        if not block.startswith(b"data: "):
+            continue
+        payload = block[6:]
+        if payload.strip() == b"[DONE]":
+            yield None
+            continue
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            yield data
+
+
+def cached_tokens(usage: dict[str, Any] | None) -> int:
+    """Prompt tokens the backend served from its cache (OpenAI's ``prompt_tokens_details.cached_tokens``)."""
+    details = (usage or {}).get("prompt_tokens_details")
+    value = details.get("cached_tokens") if isinstance(details, dict) else None
+    return value if isinstance(value, int) and value > 0 else 0
