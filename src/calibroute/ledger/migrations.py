@@ -45,6 +45,7 @@ def m002_spend_reservations_and_rate_limits(conn: Connection) -> None:
 def m003_decision_detail(conn: Connection) -> None:
     """The decision's confidence and reason on each request row, and the indexes the dashboard's
     filtered "last N requests" reads need."""
+    tables.requests.create(conn, checkfirst=True)  # a ledger that never had it gets today's table whole
     for name in ("confidence", "reason"):
         add_column_if_missing(conn, "requests", tables.requests.c[name])
     for index in tables.requests.indexes:
