@@ -70,6 +70,13 @@ class Window:
     def where(self) -> ColumnElement[bool]:
         return and_(_t.c.created_at >= self.since, _t.c.created_at < self.until)
 
+    def where_by_id(self) -> ColumnElement[bool]:
+        """The same filter written so no planner takes the ``created_at`` index for it: for the
+        rows past the rollup, which are few and found by primary key (the index would walk the
+        whole window: 10 M entries for 30 days of a 10 M-row ledger)."""
+        at = func.coalesce(_t.c.created_at, _t.c.created_at)
+        return and_(at >= self.since, at < self.until)
+
     def to_dict(self) -> dict[str, str]:
         return {"since": self.since.isoformat(), "until": self.until.isoformat(), "bucket": self.bucket}
 
@@ -130,7 +137,7 @@ def aggregate(engine: Engine, window: Window, dims: list[str], *, by_key: bool =
     h = tables.requests_hourly_by_key if by_key else tables.requests_hourly
     dim_cols, metrics = _dims(engine, h, dims, window.bucket), _metrics(h)
     rolled_where = [h.c.hour >= _hour_key(window.since), h.c.hour < _hour_key(window.until)]
-    live_where = [window.where()]
+    live_where = [window.where_by_id()]
     if where is not None:
         rolled_where.append(where[0])
         live_where.append(where[1])
