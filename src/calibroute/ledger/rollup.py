@@ -15,6 +15,7 @@ On PostgreSQL ids are drawn before commit, so a row can become visible after a h
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ STATE = "hourly"
 CHUNK = 500_000
 PG_SETTLE = timedelta(seconds=60)
 PG_LOCK_KEY = 0x63616C6963  # "calic": serialises rollup refreshes on PostgreSQL
+_IN_PROCESS = threading.Lock()  # the page's parallel reads wait for one refresh instead of grouping the same chunk
 
 _t = tables.requests
 _h = tables.requests_hourly
@@ -131,5 +133,6 @@ def refresh(engine: Engine) -> None:
     with engine.connect() as conn:
         if _settled_max_id(conn) <= last_id(conn):
             return
-    while _step(engine):
-        pass
+    with _IN_PROCESS:
+        while _step(engine):
+            pass
