@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from ..config import Portfolio
 from .anthropic_request import to_chat_body
-from .dialects import cached_tokens, sse_events
+from .dialects import answer_of, cached_tokens, sse_events
 from .errors import error_payload, retry_after_header, status_of
 from .requests import ChatRequest, parse_chat
 from .streaming import FinalChunk
@@ -71,22 +71,20 @@ class AnthropicDialect:
         return {"id": "msg_" + out.request_id, "type": "message", "role": "assistant", "model": out.model or "",
                 "content": content, "stop_reason": stop_reason, "stop_sequence": None, "usage": usage_of(out)}
 
-    def complete(self, data: dict[str, Any], out: Outcome) -> dict[str, Any]:
-        choice = (data.get("choices") or [{}])[0]
-        msg = choice.get("message") or {}
+    def complete(self, chat: ChatRequest, data: dict[str, Any], out: Outcome) -> dict[str, Any]:
+        thinking, text, calls, finish = answer_of(data)
         content: list[dict[str, Any]] = []
-        thinking = msg.get("reasoning_content") or msg.get("reasoning")
-        if isinstance(thinking, str) and thinking:
+        if thinking:
             content.append({"type": "thinking", "thinking": thinking, "signature": ""})
-        if isinstance(msg.get("content"), str) and msg["content"]:
-            content.append({"type": "text", "text": msg["content"]})
-        for call in msg.get("tool_calls") or ():
+        if text:
+            content.append({"type": "text", "text": text})
+        for call in calls:
             fn = call.get("function") or {}
             content.append({"type": "tool_use", "id": call.get("id") or f"toolu_{len(content)}",
                             "name": fn.get("name", ""), "input": _arguments(fn.get("arguments"))})
-        return self.message(out, content, STOP_REASONS.get(choice.get("finish_reason") or "stop", "end_turn"))
+        return self.message(out, content, STOP_REASONS.get(finish, "end_turn"))
 
-    def stream(self, chunks: AsyncIterator[bytes], out: Outcome) -> AsyncIterator[bytes]:
+    def stream(self, chat: ChatRequest, chunks: AsyncIterator[bytes], out: Outcome) -> AsyncIterator[bytes]:
         return AnthropicStream(self, out).run(chunks)
 
     def error_response(self, exc: BaseException, headers: dict[str, str] | None = None) -> Response:

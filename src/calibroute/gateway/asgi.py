@@ -1,4 +1,4 @@
-"""The ASGI entry point: the model endpoints (``POST /v1/chat/completions``, ``/v1/messages``) straight to the gateway, the rest via Starlette.
+"""The ASGI entry point: the model endpoints (``POST /v1/chat/completions``, ``/v1/messages``, ``/v1/responses``) straight to the gateway, the rest via Starlette.
 
 Why: the chat path is the hot one, and Starlette's layers around it (error and exception
 middleware wrapping every ``send``, route matching, a task group of two per streamed
@@ -21,12 +21,13 @@ from starlette.types import Receive, Scope, Send
 from .anthropic import ANTHROPIC
 from .chat import Gateway
 from .dialects import CHAT, Dialect
+from .responses import RESPONSES
 from .errors import ClientDisconnected
 from .guard import cancel_on_disconnect
 from .streaming import FinalChunk
 
 CHAT_PATH = "/v1/chat/completions"
-DIALECTS: dict[str, Dialect] = {CHAT_PATH: CHAT, "/v1/messages": ANTHROPIC}
+DIALECTS: dict[str, Dialect] = {CHAT_PATH: CHAT, "/v1/messages": ANTHROPIC, "/v1/responses": RESPONSES}
 
 
 class GatewayApp:

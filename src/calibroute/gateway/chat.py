@@ -173,7 +173,7 @@ class Gateway:
                        ready=getattr(stream, "ready", None) if forcer is None else None)
         headers = self.headers(out, cost=decision.estimated_cost_usd)
         headers["cache-control"] = "no-cache"
-        return StreamingResponse(dialect.stream(chunks, out), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(dialect.stream(chat, chunks, out), media_type="text/event-stream", headers=headers)
 
     async def _complete(self, chat: ChatRequest, decision: Decision, out: Outcome, dialect: Dialect) -> Response:
         assert out.tally is not None
@@ -196,7 +196,7 @@ class Gateway:
             usage = data.get("usage")
             data["usage"] = {**(usage if isinstance(usage, dict) else {}), **out.tally.usage_block()}
         self.finish(out, None)
-        return Response(json.dumps(dialect.complete(data, out)), media_type="application/json", headers=self.headers(out))
+        return Response(json.dumps(dialect.complete(chat, data, out)), media_type="application/json", headers=self.headers(out))
 
     # -- accounting -------------------------------------------------------------------------
     def cost(self, out: Outcome) -> tuple[float, float]:

@@ -26,10 +26,10 @@ class Dialect(Protocol):
     def parse(self, obj: dict[str, Any], portfolio: Portfolio) -> ChatRequest:
         """The client's JSON body as a chat-completions request; InputError when it is not valid."""
 
-    def complete(self, data: dict[str, Any], out: Outcome) -> dict[str, Any]:
+    def complete(self, chat: ChatRequest, data: dict[str, Any], out: Outcome) -> dict[str, Any]:
         """The upstream chat.completion (usage already settled) as this API's response body."""
 
-    def stream(self, chunks: AsyncIterator[bytes], out: Outcome) -> AsyncIterator[bytes]:
+    def stream(self, chat: ChatRequest, chunks: AsyncIterator[bytes], out: Outcome) -> AsyncIterator[bytes]:
         """The relay's OpenAI SSE bytes as this API's event stream; closing it closes ``chunks``."""
 
     def error_response(self, exc: BaseException, headers: dict[str, str] | None = None) -> Response:
@@ -42,10 +42,10 @@ class ChatDialect:
     def parse(self, obj: dict[str, Any], portfolio: Portfolio) -> ChatRequest:
         return parse_chat(obj, portfolio)
 
-    def complete(self, data: dict[str, Any], out: Outcome) -> dict[str, Any]:
+    def complete(self, chat: ChatRequest, data: dict[str, Any], out: Outcome) -> dict[str, Any]:
         return data
 
-    def stream(self, chunks: AsyncIterator[bytes], out: Outcome) -> AsyncIterator[bytes]:
+    def stream(self, chat: ChatRequest, chunks: AsyncIterator[bytes], out: Outcome) -> AsyncIterator[bytes]:
         return chunks
 
     def error_response(self, exc: BaseException, headers: dict[str, str] | None = None) -> Response:
@@ -70,6 +70,16 @@ def sse_events(chunk: bytes) -> Iterator[dict[str, Any] | None]:
             continue
         if isinstance(data, dict):
             yield data
+
+
+def answer_of(data: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]], str]:
+    """(thinking, text, tool calls, finish reason) of a chat.completion's first choice; missing parts empty."""
+    choice = (data.get("choices") or [{}])[0]
+    msg = choice.get("message") or {}
+    thinking = msg.get("reasoning_content") or msg.get("reasoning")
+    text = msg.get("content")
+    return (thinking if isinstance(thinking, str) else "", text if isinstance(text, str) else "",
+            list(msg.get("tool_calls") or ()), choice.get("finish_reason") or "stop")
 
 
 def cached_tokens(usage: dict[str, Any] | None) -> int:

@@ -36,6 +36,7 @@ class ChatRequest:
     stream: bool
     include_usage: bool
     hints: Hints
+    source: dict[str, Any] | None = None  # the client's body in its own API, when a dialect translated it
 
 
 async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:

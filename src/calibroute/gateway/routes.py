@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from .anthropic import ANTHROPIC
 from .chat import Gateway
+from .responses import RESPONSES
 from .errors import error_response
 
 
@@ -30,6 +31,11 @@ async def chat_completions(request: Request) -> Response:
 async def messages(request: Request) -> Response:
     """Anthropic Messages (reached here only under a root_path mount; the ASGI entry point takes it otherwise)."""
     return await _gateway(request).chat(request, ANTHROPIC)
+
+
+async def responses(request: Request) -> Response:
+    """OpenAI Responses (reached here only under a root_path mount, like ``messages``)."""
+    return await _gateway(request).chat(request, RESPONSES)
 
 
 async def route_only(request: Request) -> Response:
@@ -73,6 +79,7 @@ async def metrics(request: Request) -> Response:
 ROUTES = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/v1/messages", messages, methods=["POST"]),
+    Route("/v1/responses", responses, methods=["POST"]),
     Route("/v1/route", route_only, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
