@@ -21,6 +21,7 @@ def serve(
     redis_url: Annotated[Optional[str], typer.Option(envvar="CALIBROUTE_REDIS_URL", help="redis:// URL: rate limits shared by every process (default: per process)")] = None,
     request_timeout: Annotated[float, typer.Option(help="seconds per request over all retries and fallbacks (504)")] = 600.0,
     body_timeout: Annotated[float, typer.Option(help="seconds a client has to send its request body (408)")] = 30.0,
+    affinity: Annotated[bool, typer.Option(help="keep each conversation on its model (moves only upward; tool turns stay)")] = False,
     workers: Annotated[int, typer.Option(min=1, help="worker processes sharing the port (each with its own connections; /metrics sums them)")] = 1,
     ui_token: Annotated[Optional[str], typer.Option(envvar="CALIBROUTE_UI_TOKEN", help="bearer token for the /ui dashboard (needed when API keys are on or the address is not loopback)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
@@ -38,7 +39,7 @@ def serve(
                                    store_prompts=store_prompts, max_body_bytes=max_body_bytes, retries=retries,
                                    breaker_cooldown_s=breaker_cooldown, request_timeout_s=request_timeout,
                                    body_timeout_s=body_timeout, reservation_ttl_s=reservation_ttl,
-                                   redis_url=redis_url, ui_token=ui_token)
+                                   redis_url=redis_url, ui_token=ui_token, affinity=affinity)
     except ValueError as exc:
         raise ConfigError(f"invalid option: {exc}") from None
     where = describe(resolve_url(settings.ledger))

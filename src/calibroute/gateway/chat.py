@@ -28,6 +28,7 @@ from ..conversation import messages_text
 from ..ledger.base import LedgerRow, LedgerSink
 from ..router import Router
 from ..types import Decision
+from .affinity import Affinity, answers_a_tool_call, conversation_key
 from .dialects import CHAT, Dialect
 from .errors import ClientDisconnected, RateLimited, SpendLimitExceeded, Unauthorized, status_of
 from .fallback import Attempted, Fallback
@@ -76,6 +77,7 @@ class Gateway:
         self.started = time.time()
         self._ids = itertools.count(1)
         self._id_prefix = "req_" + secrets.token_hex(4)
+        self.affinity = Affinity(portfolio) if settings.affinity else None
         self.spend = SpendGuard(ledger, portfolio, settings.reservation_ttl_s)
         self.rates = RateLimiter(ledger, settings.redis_url)
         self.fallback = Fallback(metrics, retries=settings.retries, backoff_s=settings.backoff_s,
@@ -116,6 +118,9 @@ class Gateway:
         try:
             out.api_key_id = self.authenticate(request)
             chat, out.decision = await self.decide(request, dialect)
+            if self.affinity is not None:
+                key = conversation_key(chat.body, chat.source)
+                out.decision = self.affinity.apply(key, out.decision, tool_turn=answers_a_tool_call(chat.body))
             out.route, out.stream = chat.route, chat.stream
             out.budget = out.decision.budget
             out.tally = Tally(out.decision.input_tokens_est)

@@ -36,6 +36,7 @@ class GatewaySettings(BaseModel):
     breaker_cooldown_s: float = Field(default=30.0, ge=0, description="how long an open circuit keeps a model out")
     reservation_ttl_s: float = Field(default=900.0, gt=0, description="spend reservations of a process that died are released after this long")
     redis_url: str | None = Field(default=None, description="redis:// URL: per-key rate limits shared by every process; None: per process")
+    affinity: bool = Field(default=False, description="keep a conversation on its model: it moves only upward, tool turns never")
     max_connections: int = Field(default=200, ge=1, description="connection pool size per backend")
     native_thinking_budget: list[str] = Field(
         default_factory=list, description="enable_thinking models whose server takes vLLM's per-request thinking_token_budget"

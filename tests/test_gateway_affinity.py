@@ -1,0 +1,91 @@
+"""Conversation affinity: an agent's conversation stays on its model; it moves only upward, never on a tool turn."""
+
+from __future__ import annotations
+
+import pytest
+from fake_backend import gateway_stack, reset
+
+from calibroute.gateway.affinity import Affinity, answers_a_tool_call, conversation_key
+
+SIMPLE_TURN = "hi"  # the stub estimators: GENERAL -> mid
+HARD_TURN = "prove that 6 * 7 = 42"  # REASONING -> thinker (pricier than mid)
+TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+
+
+@pytest.fixture
+def sticky(servers):
+    fakes, urls = servers
+    reset(fakes)
+    with gateway_stack(fakes, urls, affinity=True) as stack:
+        yield stack
+
+
+def models_of(stack) -> list[str]:
+    return [row.model for row in stack.ledger.rows]
+
+
+def test_keys_prefer_the_clients_conversation_id():
+    assert conversation_key({"messages": [], "user": "u"}, {"prompt_cache_key": "pc"}) == "prompt_cache_key:pc"
+    assert conversation_key({"messages": [], "user": "sess-1"}) == "user:sess-1"
+    first = conversation_key({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "a"}]})
+    later = conversation_key({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "a"},
+                                           {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]})
+    assert first == later and first.startswith("head:")
+    assert answers_a_tool_call({"messages": [{"role": "tool", "content": "x"}]})
+
+
+def test_a_conversation_moves_up_but_never_down(sticky):
+    import openai
+
+    with openai.OpenAI(base_url=sticky.v1, api_key="unused", max_retries=0) as c:
+        for turn in (SIMPLE_TURN, HARD_TURN, SIMPLE_TURN):  # the same session (user), turns that route differently
+            c.chat.completions.create(model="auto", messages=[{"role": "user", "content": turn}], user="session-1")
+    assert models_of(sticky) == ["mid", "thinker", "thinker"]  # up to the pricier model, then not back down
+    assert sticky.ledger.rows[-1].route_rule == "affinity"
+
+
+def test_without_affinity_the_same_conversation_bounces(servers):
+    import openai
+
+    fakes, urls = servers
+    reset(fakes)
+    with gateway_stack(fakes, urls) as stack, openai.OpenAI(base_url=stack.v1, api_key="unused", max_retries=0) as c:
+        for turn in (SIMPLE_TURN, HARD_TURN, SIMPLE_TURN):
+            c.chat.completions.create(model="auto", messages=[{"role": "user", "content": turn}], user="session-1")
+        assert models_of(stack) == ["mid", "thinker", "mid"]
+
+
+def test_a_tool_result_turn_stays_on_the_model_that_made_the_call(portfolio_and_decisions):
+    affinity, decide = portfolio_and_decisions
+    first = affinity.apply("k", decide(HARD_TURN), tool_turn=False)
+    assert first.model == "thinker"
+    # the tool turn routes cheaper (its text looks simple); it stays where the call was made
+    tool_turn = affinity.apply("k", decide(SIMPLE_TURN), tool_turn=True)
+    assert tool_turn.model == "thinker" and tool_turn.rule == "affinity" and "tool call" in tool_turn.reason
+    assert tool_turn.fallbacks and "thinker" not in tool_turn.fallbacks
+
+
+def test_explicit_models_are_never_overridden(portfolio_and_decisions):
+    affinity, decide = portfolio_and_decisions
+    affinity.apply("k", decide(HARD_TURN), tool_turn=False)
+    explicit = decide(SIMPLE_TURN, model="small")
+    assert affinity.apply("k", explicit, tool_turn=False).model == "small"
+
+
+@pytest.fixture
+def portfolio_and_decisions(servers):
+    from fake_backend import CONTROLS, STANDARD_ROUTES, portfolio_yaml
+    from stubs import KeywordClassifier, LengthDifficulty
+
+    from calibroute.config import parse_portfolio
+    from calibroute.router import Router
+    from calibroute.types import Hints
+
+    _, urls = servers
+    portfolio = parse_portfolio(portfolio_yaml({n: (urls[n], CONTROLS[n]) for n in CONTROLS}, STANDARD_ROUTES))
+    router = Router(portfolio, classifier=KeywordClassifier(), difficulty=LengthDifficulty())
+
+    def decide(text: str, model: str | None = None):
+        return router.decide(messages=[{"role": "user", "content": text}], hints=Hints(model=model))
+
+    return Affinity(portfolio), decide
