@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from itertools import pairwise
 from typing import Any
 
 from calibroute.config import load_portfolio
@@ -62,7 +63,7 @@ def replay(router: Router, affinity: Affinity | None) -> dict[str, float]:
             models.append(decision.model)
             cost += decision.estimated_cost_usd
             turns += 1
-        switches.append(sum(a != b for a, b in zip(models, models[1:])))
+        switches.append(sum(a != b for a, b in pairwise(models)))
     return {"conversations": len(switches), "turns": turns, "switches_mean": sum(switches) / len(switches),
             "switches_max": max(switches), "cost_usd": round(cost, 6)}
 

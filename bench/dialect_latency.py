@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway_latency import MESSAGES, ROOT, free_port, process, wrk  # noqa: E402
+from gateway_latency import MESSAGES, ROOT, free_port, process, wrk
 
 BODIES: dict[str, tuple[str, dict[str, object]]] = {
     "chat": ("/v1/chat/completions", {"model": "fast", "messages": MESSAGES, "max_tokens": 64}),
