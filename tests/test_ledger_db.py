@@ -149,3 +149,21 @@ def test_processes_opening_a_new_ledger_together_all_succeed(ledger_url: str) ->
     assert errors == []
     with open_ledger(ledger_url) as ledger, ledger.engine.connect() as conn:
         assert applied_migrations(conn) == sorted(m.__name__ for m in MIGRATIONS)
+
+
+def test_ledger_from_before_the_unique_request_id_keeps_its_repeated_ids(ledger_url: str) -> None:
+    from calibroute.ledger.migrations import migrate_engine
+    from calibroute.ledger.store import make_engine
+
+    engine = make_engine(resolve_url(ledger_url))
+    with engine.begin() as conn:  # back to the schema before m005, holding a repeated id
+        conn.execute(text("DROP INDEX ux_requests_request_id"))
+        conn.execute(tables.migrations.delete().where(tables.migrations.c.name == "m005_unique_request_id"))
+        for _ in range(3):
+            conn.execute(tables.requests.insert().values(request_id="dup", created_at=row().created_at,
+                                                         status="ok", http_status=200))
+    assert migrate_engine(engine) == ["m005_unique_request_id"]
+    engine.dispose()
+    with open_ledger(ledger_url) as ledger, ledger.engine.connect() as conn:
+        ids = conn.execute(select(tables.requests.c.id, tables.requests.c.request_id).order_by(tables.requests.c.id)).all()
+    assert [rid for _, rid in ids] == ["dup", f"dup#{ids[1][0]}", f"dup#{ids[2][0]}"]

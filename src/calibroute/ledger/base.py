@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 def utcnow() -> datetime:
@@ -44,3 +44,12 @@ class LedgerSink(Protocol):
     def record(self, row: LedgerRow) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class JournaledSink(LedgerSink, Protocol):
+    """A sink that can make a row durable at once and take it over later (in groups)."""
+
+    def accept(self, row: LedgerRow) -> None: ...
+
+    def enqueue(self, rows: list[LedgerRow]) -> None: ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Column, Connection, Engine, inspect, select, text
+from sqlalchemy import Column, Connection, Engine, String, cast, func, inspect, select, text, update
 
 from . import tables
 from .base import utcnow
@@ -57,6 +57,21 @@ def m004_dashboard_rollups(conn: Connection) -> None:
     """Hourly rollups of ``requests`` for the dashboard (filled incrementally by rollup.py)."""
     for table in (tables.requests_hourly, tables.requests_hourly_by_key, tables.rollup_state):
         table.create(conn, checkfirst=True)
+
+
+@migration
+def m005_unique_request_id(conn: Connection) -> None:
+    """One row per request id, enforced: the journal's replay and a retried batch rely on it.
+
+    Ledgers written before this could hold a repeated id (nothing enforced it); those rows
+    are kept, each repeat renamed ``<id>#<row id>``, so the index can be built."""
+    if "ux_requests_request_id" in {ix["name"] for ix in inspect(conn).get_indexes("requests")}:
+        return
+    t = tables.requests
+    firsts = select(func.min(t.c.id)).group_by(t.c.request_id).scalar_subquery()
+    renamed = func.substr(t.c.request_id, 1, 50) + "#" + cast(t.c.id, String)
+    conn.execute(update(t).where(t.c.id.not_in(firsts)).values(request_id=renamed))
+    conn.exec_driver_sql("CREATE UNIQUE INDEX ux_requests_request_id ON requests (request_id)")
 
 
 def add_column_if_missing(conn: Connection, table: str, column: Column[object]) -> None:

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
+
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
 from .base import LedgerRow
+from .journal import Journal, encode_row, quarantine, replay
 from .keys import ApiKey, KeyRing
 from .store import describe, insert_rows
 from .writer import BatchWriter
 
+log = logging.getLogger("calibroute.ledger")
+
 
 class Ledger:
-    """Implements ``LedgerSink``: ``record`` enqueues, a writer thread inserts in batches.
+    """Implements ``LedgerSink`` (and ``JournaledSink``): ``record`` journals the row (with a
+    journal directory) and enqueues it, a writer thread inserts in batches.
 
     Use one ``Ledger`` per process and ``close`` it on shutdown (or use it as a context
-    manager); rows still queued at close are written before it returns.
+    manager); rows still queued at close are written before it returns. With a journal,
+    rows left by a process that died are written when the ledger opens (``replayed``).
     """
 
     def __init__(
@@ -26,13 +35,21 @@ class Ledger:
         store_prompts: bool = False,
         key_refresh_s: float = 5.0,
         batch_size: int = 500,
+        journal_dir: Path | None = None,
     ) -> None:
         self.engine = engine
         self.url = url
         self.store_prompts = store_prompts
         self.keys = KeyRing(engine, refresh_s=key_refresh_s)
+        self.journal: Journal | None = None
+        self.replayed = 0
+        if journal_dir is not None:
+            self.replayed = self._replay(journal_dir)  # before the keys' totals are read
+            self.journal = Journal(journal_dir, store_prompts=store_prompts)
         self.keys.reload()  # seed the spend counters from the database
-        self._writer = BatchWriter(self._write_batch, batch_size=batch_size)
+        j = self.journal
+        hooks = {"on_written": j.settle, "on_defer": j.keep, "on_tick": j.tick} if j is not None else {}
+        self._writer = BatchWriter(self._write_batch, batch_size=batch_size, on_quarantine=self._quarantine, **hooks)
         self._closed = False
 
     @property
@@ -41,14 +58,44 @@ class Ledger:
         return describe(self.url)
 
     def record(self, row: LedgerRow) -> None:
-        """Queue ``row``; never waits for the database. The key's spend counts at once."""
+        """Journal and queue ``row``; never waits for the database."""
+        self.accept(row)
+        self.enqueue([row])
+
+    def accept(self, row: LedgerRow) -> None:
+        """Make ``row`` durable now (one write to the journal, if any); the key's spend counts at once.
+        Hand it over with ``enqueue`` later (the gateway groups rows for a few ms)."""
+        if self.journal is not None:
+            self.journal.append(row)
         if row.api_key_id is not None and row.cost_usd:
             self.keys.add_pending(row.api_key_id, row.cost_usd)
-        if not self._writer.submit(row) and row.api_key_id is not None and row.cost_usd:
-            self.keys.add_pending(row.api_key_id, -row.cost_usd)
+
+    def enqueue(self, rows: list[LedgerRow]) -> None:
+        """Queue accepted rows for the writer thread."""
+        for row in rows:
+            if self._writer.submit(row):
+                continue
+            if row.api_key_id is not None and row.cost_usd:
+                self.keys.add_pending(row.api_key_id, -row.cost_usd)
+            if self.journal is not None:
+                self.journal.keep([row])
 
     def _write_batch(self, rows: list[LedgerRow]) -> None:
         self.keys.commit(lambda: insert_rows(self.engine, rows, self.store_prompts))
+
+    def _quarantine(self, row: LedgerRow, exc: BaseException) -> None:
+        if row.api_key_id is not None and row.cost_usd:
+            self.keys.add_pending(row.api_key_id, -row.cost_usd)  # not in the database: not in its total
+        if self.journal is not None:
+            self.journal.quarantine(row, exc)
+        else:
+            log.error("quarantined ledger row: %s", json.dumps(encode_row(row, self.store_prompts), default=str))
+
+    def _replay(self, directory: Path) -> int:
+        """Rows that a process which died had journaled: written (unless already stored) now."""
+        writer = BatchWriter(lambda rows: insert_rows(self.engine, rows, self.store_prompts),
+                             on_quarantine=lambda row, exc: quarantine(directory, row, exc, self.store_prompts))
+        return replay(directory, writer.write)
 
     @property
     def written(self) -> int:
@@ -56,7 +103,13 @@ class Ledger:
 
     @property
     def dropped(self) -> int:
+        """Rows not written by this process: given up (kept in the journal, if any) or recorded after close."""
         return self._writer.dropped
+
+    @property
+    def quarantined(self) -> int:
+        """Rows the database refused even alone (kept in the journal's dead-letter file, or logged)."""
+        return self._writer.quarantined
 
     def close(self) -> None:
         """Write everything queued, stop the writer and release connections; idempotent."""
@@ -64,6 +117,8 @@ class Ledger:
             return
         self._closed = True
         self._writer.close()
+        if self.journal is not None:
+            self.journal.close()
         self.engine.dispose()
 
     def __enter__(self) -> "Ledger":

@@ -7,13 +7,15 @@ $CALIBROUTE_LEDGER, then ``./calibroute-ledger.db``. Connection failures become 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
@@ -51,6 +53,35 @@ def describe(url: URL) -> str:
     if url.get_backend_name() == "sqlite":
         return url.database or ":memory:"
     return url.render_as_string(hide_password=True)
+
+
+DEFAULT_JOURNAL = "calibroute-journal"
+
+
+def journal_dir_for(url: URL, journal: str | os.PathLike[str] | bool) -> Path | None:
+    """The journal directory, created (mode 0700) if needed: ``journal`` itself when a path;
+    when True, ``<ledger file>.journal`` for SQLite, ``./calibroute-journal/<db>-<hash>``
+    for a server (the hash of the URL keeps two databases' rows apart); None when False
+    or for an in-memory SQLite ledger."""
+    if journal is False:
+        return None
+    if journal is True:
+        if url.get_backend_name() == "sqlite":
+            if url.database in (None, "", ":memory:"):
+                return None
+            path = Path(f"{url.database}.journal")
+        else:
+            ident = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:8]
+            path = Path(DEFAULT_JOURNAL) / f"{url.database or 'db'}-{ident}"
+    else:
+        path = Path(journal).expanduser()
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError("not writable")
+    except OSError as exc:
+        raise ConfigError(f"ledger journal {path}: cannot use: {exc.strerror or exc}") from None
+    return path.resolve()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -94,47 +125,96 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # PostgreSQL's integer; SQLite takes any of these too
+_TEXT_LIMITS = {c.name: getattr(c.type, "length", None) for c in tables.requests.columns}
+
+
+def safe_text(value: str | None, limit: int | None = None) -> str | None:
+    """Text every database takes: lone surrogates become U+FFFD (pairs are joined), NUL is
+    removed (PostgreSQL refuses it in text), clipped to ``limit`` characters (varchar(n))."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = str(value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return value[:limit] if limit is not None else value
+
+
+def _int(value: object) -> int:
+    try:
+        return min(max(int(value), INT_MIN), INT_MAX)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _float(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
 def row_values(row: LedgerRow, store_prompts: bool) -> dict[str, Any]:
-    """A LedgerRow as column values; the prompt is dropped unless prompts are stored."""
+    """A LedgerRow as column values any database accepts; the prompt is dropped unless prompts
+    are stored. Made safe here, at the one place rows become values, so a hostile string (a
+    prompt, a backend's error message) or number can never fail the batch it travels in."""
+    text = {name: safe_text(getattr(row, name), _TEXT_LIMITS[name])
+            for name in ("request_id", "api_key_id", "status", "task_class", "model", "route_rule", "budget", "error")}
     return {
-        "request_id": row.request_id,
+        **text,
+        "status": text["status"] or "error",
+        "request_id": text["request_id"] or "unknown",
         "created_at": tables.as_utc(row.created_at),
-        "api_key_id": row.api_key_id,
-        "status": row.status,
-        "http_status": row.http_status,
-        "task_class": row.task_class,
-        "model": row.model,
-        "route_rule": row.route_rule,
-        "budget": row.budget,
-        "prompt_tokens": row.prompt_tokens,
-        "completion_tokens": row.completion_tokens,
-        "reasoning_tokens": row.reasoning_tokens,
-        "cost_usd": row.cost_usd,
-        "baseline_cost_usd": row.baseline_cost_usd,
-        "latency_ms": row.latency_ms,
-        "fallback_path": json.dumps(list(row.fallback_path)),
-        "stream": row.stream,
-        "error": row.error,
-        "prompt": row.prompt if store_prompts else None,
-        "confidence": row.confidence,
-        "reason": row.reason,
+        "http_status": _int(row.http_status),
+        "prompt_tokens": _int(row.prompt_tokens),
+        "completion_tokens": _int(row.completion_tokens),
+        "reasoning_tokens": _int(row.reasoning_tokens),
+        "cost_usd": _float(row.cost_usd),
+        "baseline_cost_usd": _float(row.baseline_cost_usd),
+        "latency_ms": _float(row.latency_ms),
+        "fallback_path": json.dumps([str(m) for m in row.fallback_path]),  # ASCII: escapes make any text safe
+        "stream": bool(row.stream),
+        "prompt": safe_text(row.prompt) if store_prompts else None,
+        "confidence": None if row.confidence is None else _float(row.confidence),
+        "reason": safe_text(row.reason),
     }
+
+
+def _insert_new(conn: Connection, values: list[dict[str, Any]]) -> set[str]:
+    """Insert rows whose request id is not stored yet; return the ids inserted now.
+
+    Idempotent, so a journal replay or a retry after an ambiguous commit never duplicates."""
+    t = tables.requests
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(t).on_conflict_do_nothing(index_elements=[t.c.request_id]).returning(t.c.request_id)
+    return set(conn.execute(stmt, values).scalars())
 
 
 def insert_rows(engine: Engine, rows: Iterable[LedgerRow], store_prompts: bool) -> dict[str, float]:
     """Insert a batch and add its cost to each key's running total, in one transaction.
 
-    Returns the cost added per key id, so the caller can settle its in-memory counters.
+    Rows already stored (same ``request_id``) are skipped and not charged again. Returns the
+    cost added per key id, so the caller can settle its in-memory counters.
     """
     values = [row_values(r, store_prompts) for r in rows]
     per_key: dict[str, float] = {}
-    for v in values:
-        if v["api_key_id"] is not None:
-            per_key[v["api_key_id"]] = per_key.get(v["api_key_id"], 0.0) + v["cost_usd"]
     if not values:
         return per_key
     with engine.begin() as conn:
-        conn.execute(tables.requests.insert(), values)
+        inserted = _insert_new(conn, values)
+        for v in values:
+            if v["api_key_id"] is not None and v["request_id"] in inserted:
+                inserted.discard(v["request_id"])  # a request id twice in one batch is charged once
+                per_key[v["api_key_id"]] = per_key.get(v["api_key_id"], 0.0) + v["cost_usd"]
         for key_id, cost in per_key.items():
             t = tables.api_keys
             conn.execute(update(t).where(t.c.id == key_id).values(spent_usd=t.c.spent_usd + cost))
