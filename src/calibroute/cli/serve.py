@@ -14,6 +14,7 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
     ledger: Annotated[Optional[str], typer.Option(envvar="CALIBROUTE_LEDGER", help="SQLite path or postgresql:// URL")] = None,
     store_prompts: Annotated[bool, typer.Option(help="also record prompt text in the ledger")] = False,
+    ledger_journal: Annotated[str, typer.Option(help="crash journal directory: 'auto' (next to the ledger) or 'off'")] = "auto",
     max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 4 * 1024 * 1024,
     retries: Annotated[int, typer.Option(help="retries per model before falling back")] = 1,
     breaker_cooldown: Annotated[float, typer.Option(help="seconds a failing model stays out")] = 30.0,
@@ -36,7 +37,8 @@ def serve(
         raise ConfigError(f"{config}: no such file")
     try:
         settings = GatewaySettings(config=str(config) if config else None, host=host, port=port, ledger=ledger,
-                                   store_prompts=store_prompts, max_body_bytes=max_body_bytes, retries=retries,
+                                   store_prompts=store_prompts, ledger_journal=ledger_journal,
+                                   max_body_bytes=max_body_bytes, retries=retries,
                                    breaker_cooldown_s=breaker_cooldown, request_timeout_s=request_timeout,
                                    body_timeout_s=body_timeout, reservation_ttl_s=reservation_ttl,
                                    redis_url=redis_url, ui_token=ui_token, affinity=affinity)

@@ -48,7 +48,8 @@ def create_app(
     if ledger is None:
         from ..ledger import open_ledger  # SQLAlchemy loads only when the gateway owns a ledger
 
-        ledger = open_ledger(settings.ledger, store_prompts=settings.store_prompts)
+        journal = {"auto": True, "off": False}.get(settings.ledger_journal, settings.ledger_journal)
+        ledger = open_ledger(settings.ledger, store_prompts=settings.store_prompts, journal=journal)
     gateway = Gateway(settings, portfolio, router, backends, ledger, GatewayMetrics())
 
     @asynccontextmanager

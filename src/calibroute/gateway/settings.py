@@ -18,6 +18,7 @@ class GatewaySettings(BaseModel):
     ledger: str | None = Field(default=None, description="SQLite path or database URL; None: $CALIBROUTE_LEDGER or ./calibroute-ledger.db")
     store_prompts: bool = False
     ui_token: str | None = Field(default=None, description="bearer token for the /ui dashboard; None: open only on loopback without API keys")
+    ledger_journal: str = Field(default="auto", description="crash journal directory; auto: next to the ledger; off: none")
     ledger_batch_s: float = Field(default=0.02, ge=0, description="group ledger rows for this long before handing them over; 0: one by one")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="larger request bodies get 413")
     body_timeout_s: float = Field(default=30.0, gt=0, description="a client that takes longer to send its request body gets 408")

@@ -1,0 +1,229 @@
+"""Rows lost to a SIGKILL: answered responses vs ledger rows, with a real ``calibroute serve``.
+
+Each run, on 127.0.0.1: a fast canned OpenAI-compatible backend (bench/gateway_fast_backend.py),
+``calibroute serve`` in front of it (real SQLite or PostgreSQL ledger, its journal as
+configured), load from client processes x threads (keep-alive, a share of streamed requests)
+for ``--duration`` seconds, then ``kill -9`` of the gateway while the load runs. The gateway
+is started again on the same ledger (it replays its journal), then stopped with SIGTERM.
+An answered response is a 200 whose body arrived whole (a stream up to ``[DONE]``); its
+``x-request-id`` must be in the ledger. Reports per run: answered, rows for them, lost.
+
+    python bench/ledger_kill.py --runs 5 --duration 8 --out bench/out/ledger_kill.json
+    python bench/ledger_kill.py --runs 5 --journal off          # without the journal
+    python bench/ledger_kill.py --src /tmp/old/src               # another source tree's gateway
+
+``measure`` is also the bounded kill test's engine (tests/test_ledger_kill.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+MESSAGES = [{"role": "user", "content": "Summarize in one sentence: the meeting moved to Tuesday at 3pm."}]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited while starting: {proc.stderr.read().decode()[-3000:] if proc.stderr else ''}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"server did not start: {url}")
+
+
+def client(base: str, model: str, stream_every: int, stop: threading.Event) -> list[str]:
+    """Requests back to back until the server goes away (or ``stop``); the ids of whole answers."""
+    answered: list[str] = []
+    with httpx.Client(base_url=base, timeout=10) as http:
+        for i in range(10**9):
+            if stop.is_set():
+                break
+            body: dict[str, object] = {"model": model, "messages": MESSAGES, "max_tokens": 64}
+            try:
+                if stream_every and i % stream_every == 0:
+                    body["stream"] = True
+                    with http.stream("POST", "/v1/chat/completions", json=body) as r:
+                        text = b"".join(r.iter_bytes())
+                        whole = r.status_code == 200 and text.rstrip().endswith(b"data: [DONE]")
+                else:
+                    r = http.post("/v1/chat/completions", json=body)
+                    whole = r.status_code == 200 and "choices" in r.json()
+            except (httpx.TransportError, ValueError):
+                break  # killed mid-request: not answered
+            if whole:
+                answered.append(r.headers["x-request-id"])
+    return answered
+
+
+def client_process(args: tuple[str, str, int, int]) -> list[str]:
+    """``threads`` clients in one process (run in a pool: several processes of load)."""
+    base, model, stream_every, threads = args
+    stop, out = threading.Event(), [list[str]() for _ in range(threads)]
+
+    def run(k: int) -> None:
+        out[k] = client(base, model, stream_every, stop)
+
+    workers = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return [rid for ids in out for rid in ids]
+
+
+@dataclass
+class Run:
+    answered: int
+    rows_for_answered: int
+    lost: int
+    rows_total: int
+    replayed: int
+    restart_s: float
+
+
+def measure(serve_cmd: Callable[[int], list[str]], ledger_ids: Callable[[], set[str]], *, duration_s: float,
+            procs: int = 1, threads: int = 4, stream_every: int = 3, model: str = "fast",
+            env: dict[str, str] | None = None, min_answered: int = 1,
+            before_kill: Callable[[], None] = lambda: None, after_kill: Callable[[], None] = lambda: None,
+            reopen: Callable[[], int] | None = None) -> Run:
+    """Start the gateway, load it, SIGKILL it under load, start it again, stop it cleanly; count.
+
+    ``before_kill`` runs after ``duration_s`` of load, while the load goes on (a test stalls
+    the database there, so the kill finds rows answered and not yet committed), ``after_kill``
+    before the restart. ``reopen`` replaces the restart of the gateway by a quicker opening of
+    the ledger (which replays the journal the same way) and returns the rows replayed."""
+    env = {**os.environ, **(env or {})}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    gw = subprocess.Popen(serve_cmd(port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        wait_ready(base + "/healthz", gw)
+        job = (base, model, stream_every, threads)
+        if procs > 1:
+            with multiprocessing.get_context("fork").Pool(procs) as pool:
+                pending = pool.map_async(client_process, [job] * procs)
+                time.sleep(duration_s)
+                before_kill()
+                gw.send_signal(signal.SIGKILL)
+                answered = [rid for ids in pending.get(60) for rid in ids]
+        else:
+            result: list[list[str]] = []
+            loader = threading.Thread(target=lambda: result.append(client_process(job)))
+            loader.start()
+            time.sleep(duration_s)
+            before_kill()
+            gw.send_signal(signal.SIGKILL)
+            loader.join(60)
+            answered = result[0]
+    finally:
+        if gw.poll() is None:
+            gw.kill()
+        gw.wait(10)
+        after_kill()
+    if len(answered) < min_answered:
+        raise RuntimeError(f"only {len(answered)} answered before the kill: {gw.stderr.read().decode()[-2000:] if gw.stderr else ''}")
+    started = time.monotonic()
+    replayed = reopen() if reopen is not None else restart(serve_cmd, env)
+    restart_s = time.monotonic() - started
+    stored = ledger_ids()
+    have = sum(1 for rid in answered if rid in stored)
+    return Run(answered=len(answered), rows_for_answered=have, lost=len(answered) - have, rows_total=len(stored),
+               replayed=replayed, restart_s=round(restart_s, 2))
+
+
+def restart(serve_cmd: Callable[[int], list[str]], env: dict[str, str]) -> int:
+    """Start the gateway again (it replays the journal), stop it with SIGTERM; rows replayed."""
+    port = free_port()
+    again = subprocess.Popen(serve_cmd(port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/healthz", again)
+    finally:
+        again.terminate()
+        _, err = again.communicate(timeout=30)
+    return sum(int(n) for n in re.findall(rb"replayed (\d+) rows", err))
+
+
+def sqlite_ids(path: Path) -> Callable[[], set[str]]:
+    def ids() -> set[str]:
+        with sqlite3.connect(path) as conn:
+            return {r[0] for r in conn.execute("select request_id from requests")}
+    return ids
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--duration", type=float, default=8.0, help="seconds of load before the kill")
+    ap.add_argument("--procs", type=int, default=2, help="client processes")
+    ap.add_argument("--threads", type=int, default=8, help="client threads per process")
+    ap.add_argument("--journal", default="auto", help="the gateway's --ledger-journal (auto, off, a directory)")
+    ap.add_argument("--src", type=Path, default=None, help="run the gateway from this source tree (PYTHONPATH)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "ledger_kill.json")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="calibroute-kill-"))
+    backend_port = free_port()
+    backend = f"http://127.0.0.1:{backend_port}"
+    (work / "portfolio.yaml").write_text(
+        f"models:\n  - {{name: fast, backend: {{base_url: '{backend}/v1'}}, input_usd_per_mtok: 0.1, output_usd_per_mtok: 0.2}}\n"
+        "routes:\n" + "".join(f"  {c}: {{models: [fast], budget: {{max_output_tokens: 256}}}}\n"
+                              for c in ("SIMPLE", "REASONING", "OPEN_ENDED", "GENERAL"))
+        + "aliases: {auto: auto}\nrouting: {escalation: {threshold: 0.0}}\n")
+    env = {"PYTHONPATH": str(args.src)} if args.src else {}
+    runs = []
+    backend_proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "gateway_fast_backend.py"), "--port", str(backend_port)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_ready(backend + "/v1/models", backend_proc)
+        for k in range(args.runs):
+            ledger = work / f"ledger-{k}.db"
+            journal = ["--ledger-journal", args.journal] if args.journal != "auto" else []
+
+            def cmd(port: int, ledger: Path = ledger, journal: list[str] = journal) -> list[str]:
+                return [sys.executable, "-c", "from calibroute.cli import main; main()", "serve", "--config",
+                        str(work / "portfolio.yaml"), "--port", str(port), "--ledger", str(ledger), "--log-level", "warning",
+                        *journal]
+
+            run = measure(cmd, sqlite_ids(ledger), duration_s=args.duration, procs=args.procs, threads=args.threads, env=env)
+            runs.append(asdict(run))
+            print(json.dumps({"run": k + 1, **asdict(run)}), flush=True)
+    finally:
+        backend_proc.terminate()
+        backend_proc.wait(10)
+    meta = {"journal": args.journal, "src": str(args.src or ROOT / "src"), "duration_s": args.duration,
+            "procs": args.procs, "threads": args.threads, "load_1m_after": os.getloadavg()[0]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "runs": runs}, indent=2))
+    print("lost per run:", [r["lost"] for r in runs], "of answered:", [r["answered"] for r in runs])
+
+
+if __name__ == "__main__":
+    main()
