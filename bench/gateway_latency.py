@@ -119,6 +119,7 @@ def main() -> None:
     ap.add_argument("--skip-litellm", action="store_true")
     ap.add_argument("--classifier", default="default", help="routing.classifier of the gateway (default, lexical, ...)")
     ap.add_argument("--vary", action="store_true", help="a different prompt text in every request (no classifier memo hits)")
+    ap.add_argument("--serve-args", default="", help="extra `calibroute serve` options, e.g. '--ledger-journal off'")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "gateway_latency.json")
     args = ap.parse_args()
     global VARY
@@ -154,7 +155,7 @@ def main() -> None:
         run_target("direct", backend + "/v1/chat/completions", "fast")
         run_target("direct-stream", backend + "/v1/chat/completions", "fast", stream=True)
         serve = [str(Path(sys.executable).parent / "calibroute"), "serve", "--config", str(work / "portfolio.yaml"), "--port", str(gw_port),
-                 "--ledger", str(work / "ledger.db"), "--log-level", "warning"]
+                 "--ledger", str(work / "ledger.db"), "--log-level", "warning", *args.serve_args.split()]
         gw = f"http://127.0.0.1:{gw_port}"
         with process(serve, gw + "/healthz"):
             run_target("calibroute", gw + "/v1/chat/completions", "fast")

@@ -143,3 +143,29 @@ def test_a_live_process_segment_is_never_replayed_by_another(tmp_path: Path, mon
         first.close()
     assert _count(url) == (1, 1)
     assert list(journal.glob("rows-*.jsonl")) == []
+
+
+def test_rows_given_up_are_written_once_the_database_is_back_without_a_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal, url = tmp_path / "journal", str(tmp_path / "l.db")
+    real, down = sink_module.insert_rows, [True]
+
+    def flaky(*args: object, **kwargs: object) -> dict[str, float]:
+        if down[0]:
+            raise OperationalError("INSERT", {}, Exception("connection refused"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sink_module, "insert_rows", flaky)
+    monkeypatch.setattr(sink_module, "RETRY_KEPT_S", 0.05)
+    with open_ledger(url, journal=journal) as ledger:
+        ledger._writer._retry_delay_s = 0.001  # noqa: SLF001
+        ledger._writer._tick_s = 0.02  # noqa: SLF001
+        for i in range(20):
+            ledger.record(row(i))
+        _wait_for(lambda: ledger.dropped == 20)
+        down[0] = False  # the database is back
+        ledger.record(row(20))
+        assert ledger.journal is not None
+        _wait_for(lambda: ledger.journal.kept == [])  # type: ignore[union-attr]
+        assert _count(url) == (21, 21)
+        assert len(list(journal.glob("rows-*.jsonl"))) == 1  # only the current segment

@@ -76,7 +76,7 @@ class Gateway:
         self.largest = portfolio.largest_model
         self.started = time.time()
         self._ids = itertools.count(1)
-        self._id_prefix = "req_" + secrets.token_hex(4)
+        self._id_prefix = "req_" + secrets.token_hex(8)  # 64 bits: ids stay unique across processes sharing a ledger
         self.affinity = Affinity(portfolio) if settings.affinity else None
         self.spend = SpendGuard(ledger, portfolio, settings.reservation_ttl_s)
         self.rates = RateLimiter(ledger, settings.redis_url)

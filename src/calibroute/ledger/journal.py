@@ -7,8 +7,8 @@ crash cannot lose what the kernel already holds. The writer thread ``fsync``s th
 least every ``fsync_s`` (1 s, as Redis's ``appendfsync everysec``), which bounds what a
 power loss or kernel crash can take.
 
-Layout of the directory: ``rows-<pid>-<token>-<n>.jsonl`` segments (one JSON object per
-line, a ``LedgerRow``), each held under an exclusive ``flock`` by the process writing it;
+Layout of the directory: ``rows-<pid>-<token>-<n>.jsonl`` segments (one JSON array per
+line, a ``LedgerRow``'s ``JOURNAL_FIELDS``), each held under an exclusive ``flock`` by the process writing it;
 ``dead-letter.jsonl`` holds rows the database refused, with the error (recoverable by hand).
 A segment is rotated at ``segment_bytes`` and deleted once every row in it is committed or
 quarantined. A segment nobody holds belongs to a process that died (or to rows given up
@@ -22,14 +22,15 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import operator
 import os
 import secrets
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -39,26 +40,47 @@ log = logging.getLogger("calibroute.ledger")
 
 SEGMENT_GLOB = "rows-*.jsonl"
 DEAD_LETTER = "dead-letter.jsonl"
-_FIELDS = tuple(f.name for f in fields(LedgerRow))
+# A journal line is a JSON array of these, in this order (append new fields at the end of
+# the first group; lines are decoded by zipping with this tuple). An array, not an object:
+# encoding it is the one cost on the request path, and field names would double it.
+JOURNAL_FIELDS = ("request_id", "status", "http_status", "task_class", "model", "route_rule", "budget",
+                  "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost_usd", "baseline_cost_usd",
+                  "latency_ms", "fallback_path", "stream", "api_key_id", "error", "prompt", "created_at")
+_ROW_FIELDS = {f.name for f in fields(LedgerRow)}
+_values = operator.attrgetter(*JOURNAL_FIELDS[:-2])
+# ensure_ascii: any str, lone surrogates included, is escaped into valid ASCII JSON
+_encoder = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+def encode_line(row: LedgerRow, store_prompts: bool) -> bytes:
+    """The journal line for ``row``; its prompt only when prompts are stored."""
+    values = [*_values(row), row.prompt if store_prompts else None, row.created_at.timestamp()]
+    return (_encoder.encode(values) + "\n").encode("ascii")
 
 
 def encode_row(row: LedgerRow, store_prompts: bool) -> dict[str, Any]:
-    data = {name: getattr(row, name) for name in _FIELDS}
+    """``row`` as a JSON object (the dead-letter file, logs): readable, and replayable as a line."""
+    data = {name: getattr(row, name) for name in JOURNAL_FIELDS}
     data["created_at"] = row.created_at.isoformat()
     if not store_prompts:
-        data["prompt"] = None  # a prompt reaches the disk only when prompts are stored
+        data["prompt"] = None
     return data
 
 
-def decode_row(data: dict[str, Any]) -> LedgerRow:
-    known = {k: v for k, v in data.items() if k in _FIELDS}
-    known["created_at"] = datetime.fromisoformat(known["created_at"]) if known.get("created_at") else utcnow()
+def decode_row(data: Any) -> LedgerRow:
+    """A journal line (array) or a row object (e.g. put back by hand from the dead-letter file)."""
+    known = dict(zip(JOURNAL_FIELDS, data)) if isinstance(data, list) else dict(data)
+    known = {k: v for k, v in known.items() if k in _ROW_FIELDS}
+    when = known.get("created_at")
+    if isinstance(when, (int, float)):
+        known["created_at"] = datetime.fromtimestamp(when, timezone.utc)
+    else:
+        known["created_at"] = datetime.fromisoformat(when) if when else utcnow()
     return LedgerRow(**known)
 
 
 def _line(data: object) -> bytes:
-    # ensure_ascii: any str, lone surrogates included, is escaped into valid ASCII JSON
-    return (json.dumps(data, separators=(",", ":"), default=str) + "\n").encode("ascii")
+    return (_encoder.encode(data) + "\n").encode("ascii")
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -88,6 +110,7 @@ class Journal:
         self.segment_bytes = segment_bytes
         self.fsync_s = fsync_s
         self.errors = 0  # rows that could not be journaled (still written to the database)
+        self.kept: list[Path] = []  # our segments released with rows given up: to replay when the database is back
         self._lock = threading.Lock()  # guards the fields below; held for one write(2) at most
         self._token = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._serial = 0
@@ -102,7 +125,7 @@ class Journal:
     def append(self, row: LedgerRow) -> None:
         """Put ``row`` on disk (the kernel's page cache) now; never raises."""
         try:
-            line = _line(encode_row(row, self.store_prompts))
+            line = encode_line(row, self.store_prompts)
             with self._lock:
                 if self._closed:
                     raise OSError("journal closed")
@@ -202,6 +225,7 @@ class Journal:
         for seg in done:
             if seg.keep:
                 os.fsync(seg.fd)
+                self.kept.append(seg.path)
             else:
                 seg.path.unlink(missing_ok=True)
             os.close(seg.fd)  # releases the lock: a kept segment is now free for a replay
@@ -230,44 +254,50 @@ def write_dead_letter(directory: Path, records: list[dict[str, Any]]) -> None:
         os.close(fd)
 
 
-def _orphans(directory: Path) -> Iterator[tuple[Path, int]]:
-    """Segments no live process holds, each locked (by us) while the caller uses it."""
-    for path in sorted(directory.glob(SEGMENT_GLOB)):
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:  # replayed and removed by another process meanwhile
+def _locked(path: Path) -> int | None:
+    """``path`` opened and locked by us, or None: gone, or a live process is writing it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:  # replayed and removed by another process meanwhile
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_nlink:  # still there after we got the lock
+            return fd
+    except BlockingIOError:
+        pass
+    os.close(fd)
+    return None
+
+
+def replay(directory: Path, write: Callable[[list[LedgerRow]], bool], *, paths: list[Path] | None = None,
+           chunk: int = 500) -> int:
+    """Write the rows of segments no live process holds (all in ``directory``, or ``paths``)
+    through ``write`` (False when rows had to be given up); delete each segment once all
+    of it is settled. Returns the rows read."""
+    total = 0
+    for path in sorted(directory.glob(SEGMENT_GLOB)) if paths is None else paths:
+        fd = _locked(path)
+        if fd is None:
             continue
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # a live process is writing it
-                continue
-            if os.fstat(fd).st_nlink:  # still there after we got the lock
-                yield path, fd
+            with os.fdopen(os.dup(fd), "rb") as f:
+                lines = f.read().splitlines()
+            rows, bad = [], []
+            for raw in lines:
+                try:
+                    rows.append(decode_row(json.loads(raw)))
+                except (ValueError, TypeError, KeyError) as exc:  # a torn last line, or not a row
+                    bad.append({"at": utcnow().isoformat(), "error": f"unreadable journal line: {exc}",
+                                "line": raw.decode("utf-8", "replace"), "segment": path.name})
+            if bad:
+                write_dead_letter(directory, bad)
+            settled = all([write(rows[i:i + chunk]) for i in range(0, len(rows), chunk)])
+            total += len(rows)
+            log.warning("ledger journal: replayed %d rows from %s%s", len(rows), path.name,
+                        "" if settled else " (some could not be written; kept for later)")
+            if settled:
+                path.unlink(missing_ok=True)
         finally:
             os.close(fd)
-
-
-def replay(directory: Path, write: Callable[[list[LedgerRow]], bool], *, chunk: int = 500) -> int:
-    """Write the rows of orphaned segments through ``write`` (which returns False when rows
-    had to be given up); delete each segment once all of it is settled. Returns rows read."""
-    total = 0
-    for path, fd in _orphans(directory):
-        with os.fdopen(os.dup(fd), "rb") as f:
-            lines = f.read().splitlines()
-        rows, bad = [], []
-        for raw in lines:
-            try:
-                rows.append(decode_row(json.loads(raw)))
-            except (ValueError, TypeError, KeyError) as exc:  # a torn last line, or not a row
-                bad.append({"at": utcnow().isoformat(), "error": f"unreadable journal line: {exc}",
-                            "line": raw.decode("utf-8", "replace"), "segment": path.name})
-        if bad:
-            write_dead_letter(directory, bad)
-        settled = all([write(rows[i:i + chunk]) for i in range(0, len(rows), chunk)])
-        total += len(rows)
-        log.warning("ledger journal: replayed %d rows from %s%s", len(rows), path.name,
-                    "" if settled else " (some could not be written; kept for the next start)")
-        if settled:
-            path.unlink(missing_ok=True)
     return total

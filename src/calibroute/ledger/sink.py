@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -16,6 +17,7 @@ from .store import describe, insert_rows
 from .writer import BatchWriter
 
 log = logging.getLogger("calibroute.ledger")
+RETRY_KEPT_S = 30.0  # how often rows given up during a database outage are tried again
 
 
 class Ledger:
@@ -43,12 +45,16 @@ class Ledger:
         self.keys = KeyRing(engine, refresh_s=key_refresh_s)
         self.journal: Journal | None = None
         self.replayed = 0
+        self.quarantined = 0  # rows the database refused even alone (dead-letter file, or logged)
         if journal_dir is not None:
             self.replayed = self._replay(journal_dir)  # before the keys' totals are read
             self.journal = Journal(journal_dir, store_prompts=store_prompts)
         self.keys.reload()  # seed the spend counters from the database
         j = self.journal
-        hooks = {"on_written": j.settle, "on_defer": j.keep, "on_tick": j.tick} if j is not None else {}
+        hooks = {"on_written": j.settle, "on_defer": j.keep, "on_tick": self._tick} if j is not None else {}
+        self._retry_kept_at = 0.0
+        # rows given up are retried apart (one attempt each time): not counted twice, no backoff stall
+        self._retrier = BatchWriter(self._write_batch, max_attempts=1, on_quarantine=self._quarantine)
         self._writer = BatchWriter(self._write_batch, batch_size=batch_size, on_quarantine=self._quarantine, **hooks)
         self._closed = False
 
@@ -84,6 +90,7 @@ class Ledger:
         self.keys.commit(lambda: insert_rows(self.engine, rows, self.store_prompts))
 
     def _quarantine(self, row: LedgerRow, exc: BaseException) -> None:
+        self.quarantined += 1
         if row.api_key_id is not None and row.cost_usd:
             self.keys.add_pending(row.api_key_id, -row.cost_usd)  # not in the database: not in its total
         if self.journal is not None:
@@ -91,10 +98,23 @@ class Ledger:
         else:
             log.error("quarantined ledger row: %s", json.dumps(encode_row(row, self.store_prompts), default=str))
 
+    def _tick(self) -> None:
+        """On the writer thread: fsync the journal; retry rows given up once the database may be back."""
+        assert self.journal is not None
+        self.journal.tick()
+        if self.journal.kept and time.monotonic() >= self._retry_kept_at:
+            self._retry_kept_at = time.monotonic() + RETRY_KEPT_S
+            kept = list(self.journal.kept)
+            replay(self.journal.directory, self._retrier.write, paths=kept)
+            self.journal.kept = [p for p in self.journal.kept if p not in kept or p.exists()]
+
     def _replay(self, directory: Path) -> int:
         """Rows that a process which died had journaled: written (unless already stored) now."""
-        writer = BatchWriter(lambda rows: insert_rows(self.engine, rows, self.store_prompts),
-                             on_quarantine=lambda row, exc: quarantine(directory, row, exc, self.store_prompts))
+        def refused(row: LedgerRow, exc: BaseException) -> None:
+            self.quarantined += 1
+            quarantine(directory, row, exc, self.store_prompts)
+
+        writer = BatchWriter(lambda rows: insert_rows(self.engine, rows, self.store_prompts), on_quarantine=refused)
         return replay(directory, writer.write)
 
     @property
@@ -105,11 +125,6 @@ class Ledger:
     def dropped(self) -> int:
         """Rows not written by this process: given up (kept in the journal, if any) or recorded after close."""
         return self._writer.dropped
-
-    @property
-    def quarantined(self) -> int:
-        """Rows the database refused even alone (kept in the journal's dead-letter file, or logged)."""
-        return self._writer.quarantined
 
     def close(self) -> None:
         """Write everything queued, stop the writer and release connections; idempotent."""

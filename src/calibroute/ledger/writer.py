@@ -136,15 +136,15 @@ class BatchWriter:
         exc = self._attempt(batch)
         if exc is None:
             return True
-        if not is_data_error(exc):
-            self.dropped += len(batch)
+        if not is_data_error(exc):  # hooks run before the counts: who sees a count sees the hook done
             log.error("ledger write failed %d times, gave up %d rows: %s", self._max_attempts, len(batch), exc)
             _call(self._on_defer, batch)
+            self.dropped += len(batch)
             return False
         if len(batch) == 1:
-            self.quarantined += 1
             log.error("ledger row %s refused by the database, quarantined: %s", batch[0].request_id, exc)
             _call(self._on_quarantine, batch[0], exc)
+            self.quarantined += 1
             return True
         log.warning("ledger batch of %d refused (%s); writing its rows one by one", len(batch), exc)
         return all([self.write([row]) for row in batch])
@@ -160,8 +160,8 @@ class BatchWriter:
                 log.warning("ledger write failed (attempt %d): %s", attempt, exc)
                 time.sleep(self._retry_delay_s * 2 ** (attempt - 1))
             else:
-                self.written += len(batch)
                 _call(self._on_written, batch)
+                self.written += len(batch)
                 return None
         raise AssertionError("unreachable")
 
