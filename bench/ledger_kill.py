@@ -2,13 +2,14 @@
 
 Each run, on 127.0.0.1: a fast canned OpenAI-compatible backend (bench/gateway_fast_backend.py),
 ``calibroute serve`` in front of it (real SQLite or PostgreSQL ledger, its journal as
-configured), load from client processes x threads (keep-alive, a share of streamed requests)
+configured), load from ``wrk`` (Debian package; or Python client processes x threads), keep-alive,
+every third request streamed,
 for ``--duration`` seconds, then ``kill -9`` of the gateway while the load runs. The gateway
 is started again on the same ledger (it replays its journal), then stopped with SIGTERM.
 An answered response is a 200 whose body arrived whole (a stream up to ``[DONE]``); its
 ``x-request-id`` must be in the ledger. Reports per run: answered, rows for them, lost.
 
-    python bench/ledger_kill.py --runs 5 --duration 8 --out bench/out/ledger_kill.json
+    python bench/ledger_kill.py --runs 5 --duration 10 --out bench/out/ledger_kill.json
     python bench/ledger_kill.py --runs 5 --journal off          # without the journal
     python bench/ledger_kill.py --src /tmp/old/src               # another source tree's gateway
 
@@ -46,7 +47,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -110,9 +111,70 @@ class Run:
     restart_s: float
 
 
+WRK_SCRIPT = """
+local n, counter, out = 0, 0, nil
+function setup(thread) n = n + 1; thread:set("tid", n) end
+function init(args)
+  out = io.open(args[1] .. "-" .. tid .. ".ids", "w")
+  out:setvbuf("line")
+end
+function request()
+  counter = counter + 1
+  local streamed = %(stream_every)d > 0 and counter %% %(stream_every)d == 0
+  return wrk.format("POST", "/v1/chat/completions", {["Content-Type"] = "application/json"},
+                    streamed and [[%(streamed)s]] or [[%(plain)s]])
+end
+function response(status, headers, body)  -- called for whole responses only
+  local id = headers["x-request-id"]
+  if status == 200 and id and (body:sub(1, 1) == "{" or body:find("data: [DONE]", 1, true)) then
+    out:write(id, "\\n")
+  end
+end
+"""
+
+
+def start_load(base: str, *, model: str, stream_every: int, duration_s: float, procs: int, threads: int,
+               connections: int, workdir: Path) -> Callable[[], list[str]]:
+    """Start the load; return a function that waits for it to end (the server gone) and gives
+    the ids of whole answers. ``connections`` > 0: wrk (C, full speed), else Python clients."""
+    if connections > 0:
+        body = {"model": model, "messages": MESSAGES, "max_tokens": 64}
+        script = workdir / "kill.lua"
+        script.write_text(WRK_SCRIPT % {"stream_every": stream_every, "plain": json.dumps(body),
+                                        "streamed": json.dumps({**body, "stream": True})})
+        prefix = workdir / f"ids-{time.monotonic_ns()}"
+        wrk = subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{int(duration_s) + 3}s", "-s", str(script), base,
+                                "--", str(prefix)], stdout=open(workdir / "wrk.out", "w"), stderr=subprocess.STDOUT)
+
+        def collect_wrk() -> list[str]:
+            wrk.wait(60)
+            files = sorted(workdir.glob(prefix.name + "-*.ids"))
+            return [line for f in files for line in f.read_text().split()]
+        return collect_wrk
+    job = (base, model, stream_every, threads)
+    if procs > 1:
+        pool = multiprocessing.get_context("fork").Pool(procs)
+        pending = pool.map_async(client_process, [job] * procs)
+
+        def collect_pool() -> list[str]:
+            try:
+                return [rid for ids in pending.get(60) for rid in ids]
+            finally:
+                pool.close()
+        return collect_pool
+    result: list[list[str]] = []
+    loader = threading.Thread(target=lambda: result.append(client_process(job)))
+    loader.start()
+
+    def collect_thread() -> list[str]:
+        loader.join(60)
+        return result[0]
+    return collect_thread
+
+
 def measure(serve_cmd: Callable[[int], list[str]], ledger_ids: Callable[[], set[str]], *, duration_s: float,
-            procs: int = 1, threads: int = 4, stream_every: int = 3, model: str = "fast",
-            env: dict[str, str] | None = None, min_answered: int = 1,
+            procs: int = 1, threads: int = 4, connections: int = 0, stream_every: int = 3, model: str = "fast",
+            env: dict[str, str] | None = None, min_answered: int = 1, workdir: Path | None = None,
             before_kill: Callable[[], None] = lambda: None, after_kill: Callable[[], None] = lambda: None,
             reopen: Callable[[], int] | None = None) -> Run:
     """Start the gateway, load it, SIGKILL it under load, start it again, stop it cleanly; count.
@@ -127,23 +189,12 @@ def measure(serve_cmd: Callable[[int], list[str]], ledger_ids: Callable[[], set[
     gw = subprocess.Popen(serve_cmd(port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         wait_ready(base + "/healthz", gw)
-        job = (base, model, stream_every, threads)
-        if procs > 1:
-            with multiprocessing.get_context("fork").Pool(procs) as pool:
-                pending = pool.map_async(client_process, [job] * procs)
-                time.sleep(duration_s)
-                before_kill()
-                gw.send_signal(signal.SIGKILL)
-                answered = [rid for ids in pending.get(60) for rid in ids]
-        else:
-            result: list[list[str]] = []
-            loader = threading.Thread(target=lambda: result.append(client_process(job)))
-            loader.start()
-            time.sleep(duration_s)
-            before_kill()
-            gw.send_signal(signal.SIGKILL)
-            loader.join(60)
-            answered = result[0]
+        collect = start_load(base, model=model, stream_every=stream_every, duration_s=duration_s, procs=procs,
+                             threads=threads, connections=connections, workdir=workdir or Path(tempfile.mkdtemp()))
+        time.sleep(duration_s)
+        before_kill()
+        gw.send_signal(signal.SIGKILL)
+        answered = collect()
     finally:
         if gw.poll() is None:
             gw.kill()
@@ -182,9 +233,10 @@ def sqlite_ids(path: Path) -> Callable[[], set[str]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--duration", type=float, default=8.0, help="seconds of load before the kill")
-    ap.add_argument("--procs", type=int, default=2, help="client processes")
-    ap.add_argument("--threads", type=int, default=8, help="client threads per process")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds of load before the kill")
+    ap.add_argument("--connections", type=int, default=16, help="wrk connections (full speed); 0: Python clients")
+    ap.add_argument("--procs", type=int, default=2, help="Python client processes (with --connections 0)")
+    ap.add_argument("--threads", type=int, default=8, help="Python client threads per process")
     ap.add_argument("--journal", default="auto", help="the gateway's --ledger-journal (auto, off, a directory)")
     ap.add_argument("--src", type=Path, default=None, help="run the gateway from this source tree (PYTHONPATH)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "ledger_kill.json")
@@ -212,14 +264,16 @@ def main() -> None:
                         str(work / "portfolio.yaml"), "--port", str(port), "--ledger", str(ledger), "--log-level", "warning",
                         *journal]
 
-            run = measure(cmd, sqlite_ids(ledger), duration_s=args.duration, procs=args.procs, threads=args.threads, env=env)
+            run = measure(cmd, sqlite_ids(ledger), duration_s=args.duration, procs=args.procs, threads=args.threads,
+                          connections=args.connections, env=env, workdir=work)
             runs.append(asdict(run))
             print(json.dumps({"run": k + 1, **asdict(run)}), flush=True)
     finally:
         backend_proc.terminate()
         backend_proc.wait(10)
     meta = {"journal": args.journal, "src": str(args.src or ROOT / "src"), "duration_s": args.duration,
-            "procs": args.procs, "threads": args.threads, "load_1m_after": os.getloadavg()[0]}
+            "connections": args.connections, "procs": args.procs, "threads": args.threads,
+            "load_1m_after": os.getloadavg()[0]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "runs": runs}, indent=2))
     print("lost per run:", [r["lost"] for r in runs], "of answered:", [r["answered"] for r in runs])
