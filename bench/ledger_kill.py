@@ -61,9 +61,10 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) ->
     raise RuntimeError(f"server did not start: {url}")
 
 
-def client(base: str, model: str, stream_every: int, stop: threading.Event) -> list[str]:
-    """Requests back to back until the server goes away (or ``stop``); the ids of whole answers."""
-    answered: list[str] = []
+def client(base: str, model: str, stream_every: int, stop: threading.Event, answered: list[str] | None = None) -> list[str]:
+    """Requests back to back until the server goes away (or ``stop``); the ids of whole answers
+    (appended to ``answered`` as they come, if given)."""
+    answered = [] if answered is None else answered
     with httpx.Client(base_url=base, timeout=10) as http:
         for i in range(10**9):
             if stop.is_set():
@@ -85,13 +86,14 @@ def client(base: str, model: str, stream_every: int, stop: threading.Event) -> l
     return answered
 
 
-def client_process(args: tuple[str, str, int, int]) -> list[str]:
+def client_process(args: tuple[str, str, int, int], out: list[list[str]] | None = None) -> list[str]:
     """``threads`` clients in one process (run in a pool: several processes of load)."""
     base, model, stream_every, threads = args
-    stop, out = threading.Event(), [list[str]() for _ in range(threads)]
+    stop = threading.Event()
+    out = [list[str]() for _ in range(threads)] if out is None else out
 
     def run(k: int) -> None:
-        out[k] = client(base, model, stream_every, stop)
+        client(base, model, stream_every, stop, out[k])
 
     workers = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
     for w in workers:
@@ -133,10 +135,14 @@ end
 """
 
 
+Progress = Callable[[], int]
+
+
 def start_load(base: str, *, model: str, stream_every: int, duration_s: float, procs: int, threads: int,
-               connections: int, workdir: Path) -> Callable[[], list[str]]:
-    """Start the load; return a function that waits for it to end (the server gone) and gives
-    the ids of whole answers. ``connections`` > 0: wrk (C, full speed), else Python clients."""
+               connections: int, workdir: Path) -> tuple[Progress, Callable[[], list[str]]]:
+    """Start the load; return how many answered so far (unknown with Python client processes:
+    a large number) and a function that waits for the load to end (the server gone) and gives the
+    ids of whole answers. ``connections`` > 0: wrk (C, full speed), else Python clients."""
     if connections > 0:
         body = {"model": model, "messages": MESSAGES, "max_tokens": 64}
         script = workdir / "kill.lua"
@@ -148,9 +154,8 @@ def start_load(base: str, *, model: str, stream_every: int, duration_s: float, p
 
         def collect_wrk() -> list[str]:
             wrk.wait(60)
-            files = sorted(workdir.glob(prefix.name + "-*.ids"))
-            return [line for f in files for line in f.read_text().split()]
-        return collect_wrk
+            return wrk_ids(workdir, prefix)
+        return lambda: len(wrk_ids(workdir, prefix)), collect_wrk
     job = (base, model, stream_every, threads)
     if procs > 1:
         pool = multiprocessing.get_context("fork").Pool(procs)
@@ -161,26 +166,32 @@ def start_load(base: str, *, model: str, stream_every: int, duration_s: float, p
                 return [rid for ids in pending.get(60) for rid in ids]
             finally:
                 pool.close()
-        return collect_pool
-    result: list[list[str]] = []
-    loader = threading.Thread(target=lambda: result.append(client_process(job)))
+        return lambda: 1 << 30, collect_pool
+    out = [list[str]() for _ in range(threads)]
+    loader = threading.Thread(target=client_process, args=(job, out))
     loader.start()
 
     def collect_thread() -> list[str]:
         loader.join(60)
-        return result[0]
-    return collect_thread
+        return [rid for ids in out for rid in ids]
+    return lambda: sum(map(len, out)), collect_thread
+
+
+def wrk_ids(workdir: Path, prefix: Path) -> list[str]:
+    """The ids wrk's threads wrote so far (one file per thread)."""
+    return [line for f in workdir.glob(prefix.name + "-*.ids") for line in f.read_text().split()]
 
 
 def measure(serve_cmd: Callable[[int], list[str]], ledger_ids: Callable[[], set[str]], *, duration_s: float,
             procs: int = 1, threads: int = 4, connections: int = 0, stream_every: int = 3, model: str = "fast",
             env: dict[str, str] | None = None, min_answered: int = 1, workdir: Path | None = None,
-            before_kill: Callable[[], None] = lambda: None, after_kill: Callable[[], None] = lambda: None,
+            before_kill: Callable[[Progress], None] = lambda progress: None, after_kill: Callable[[], None] = lambda: None,
             reopen: Callable[[], int] | None = None) -> Run:
     """Start the gateway, load it, SIGKILL it under load, start it again, stop it cleanly; count.
 
-    ``before_kill`` runs after ``duration_s`` of load, while the load goes on (a test stalls
-    the database there, so the kill finds rows answered and not yet committed), ``after_kill``
+    ``before_kill(progress)`` runs after ``duration_s`` of load, while the load goes on (a test
+    stalls the database there until more answers came, so the kill finds rows answered and
+    not yet committed); ``progress()`` is the number answered so far. ``after_kill`` runs
     before the restart. ``reopen`` replaces the restart of the gateway by a quicker opening of
     the ledger (which replays the journal the same way) and returns the rows replayed."""
     env = {**os.environ, **(env or {})}
@@ -189,10 +200,13 @@ def measure(serve_cmd: Callable[[int], list[str]], ledger_ids: Callable[[], set[
     gw = subprocess.Popen(serve_cmd(port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         wait_ready(base + "/healthz", gw)
-        collect = start_load(base, model=model, stream_every=stream_every, duration_s=duration_s, procs=procs,
-                             threads=threads, connections=connections, workdir=workdir or Path(tempfile.mkdtemp()))
+        progress, collect = start_load(base, model=model, stream_every=stream_every, duration_s=duration_s, procs=procs,
+                                       threads=threads, connections=connections, workdir=workdir or Path(tempfile.mkdtemp()))
         time.sleep(duration_s)
-        before_kill()
+        deadline = time.monotonic() + 300  # a starved machine: load on until ``min_answered``
+        while progress() < min_answered and time.monotonic() < deadline:
+            time.sleep(0.05)
+        before_kill(progress)
         gw.send_signal(signal.SIGKILL)
         answered = collect()
     finally:

@@ -120,6 +120,7 @@ def cluster(config: Path, ledger: str, n: int = 2, *, workers: int = 1, extra: t
     work = Path(tempfile.mkdtemp(prefix="calibroute-cluster-"))
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env["CALIBROUTE_LEDGER_JOURNAL"] = str(work / "journal")  # shared by the replicas, as on one host
     if gateway_src:
         env["PYTHONPATH"] = gateway_src
     args = ["--config", str(config), "--ledger", ledger, "--log-level", "warning", *extra]

@@ -1,8 +1,9 @@
 """kill -9 under load loses no answered request's row (issue 12, item 4), bounded to a few seconds.
 
 A real ``calibroute serve`` (stub estimators, fake backends, SQLite ledger with its journal)
-answers several client threads; the database is stalled for the last half second (another
-connection holds SQLite's write lock), so the kill finds answered rows not yet committed;
+answers several client threads; then the database is stalled (another connection holds
+SQLite's write lock) while 20 more are answered, so the kill finds answered
+rows not yet committed;
 the ledger is opened again as the gateway does when it starts (bench/ledger_kill.py restarts
 the gateway itself) and every answered ``x-request-id`` must be in the ledger,
 once. The full-speed measurement is bench/ledger_kill.py (docs/benchmarks.md).
@@ -46,9 +47,11 @@ def test_sigkill_under_load_loses_no_answered_row(servers, tmp_path):
 
     stall = sqlite3.connect(db, isolation_level=None, timeout=10)
 
-    def stall_the_database() -> None:
+    def stall_the_database(progress) -> None:
         stall.execute("BEGIN EXCLUSIVE")  # the gateway's writer now waits (busy timeout)
-        time.sleep(0.4)
+        answered, deadline = progress(), time.monotonic() + 120
+        while progress() < answered + 20 and time.monotonic() < deadline:  # answered, not yet committed
+            time.sleep(0.01)
 
     def reopen() -> int:  # what the gateway does first when it starts again
         with open_ledger(db, journal=True) as ledger:
@@ -59,7 +62,7 @@ def test_sigkill_under_load_loses_no_answered_row(servers, tmp_path):
             stall.execute("ROLLBACK")
 
     try:
-        run = ledger_kill.measure(serve, ledger_kill.sqlite_ids(db), duration_s=0.8, threads=4, model="small",
+        run = ledger_kill.measure(serve, ledger_kill.sqlite_ids(db), duration_s=0.5, threads=4, model="small",
                                   min_answered=20, before_kill=stall_the_database, after_kill=release, reopen=reopen)
     finally:
         release()

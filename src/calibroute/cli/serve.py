@@ -14,7 +14,7 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
     ledger: Annotated[Optional[str], typer.Option(envvar="CALIBROUTE_LEDGER", help="SQLite path or postgresql:// URL")] = None,
     store_prompts: Annotated[bool, typer.Option(help="also record prompt text in the ledger")] = False,
-    ledger_journal: Annotated[str, typer.Option(help="crash journal directory: 'auto' (next to the ledger) or 'off'")] = "auto",
+    ledger_journal: Annotated[str, typer.Option(envvar="CALIBROUTE_LEDGER_JOURNAL", help="crash journal directory: 'auto' (next to the ledger) or 'off'")] = "auto",
     max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 4 * 1024 * 1024,
     retries: Annotated[int, typer.Option(help="retries per model before falling back")] = 1,
     breaker_cooldown: Annotated[float, typer.Option(help="seconds a failing model stays out")] = 30.0,

@@ -215,7 +215,7 @@ def insert_rows(engine: Engine, rows: Iterable[LedgerRow], store_prompts: bool) 
             if v["api_key_id"] is not None and v["request_id"] in inserted:
                 inserted.discard(v["request_id"])  # a request id twice in one batch is charged once
                 per_key[v["api_key_id"]] = per_key.get(v["api_key_id"], 0.0) + v["cost_usd"]
-        for key_id, cost in per_key.items():
+        for key_id, cost in sorted(per_key.items()):  # a fixed order: no deadlock between two writers
             t = tables.api_keys
             conn.execute(update(t).where(t.c.id == key_id).values(spent_usd=t.c.spent_usd + cost))
         release_rows(conn, [v["request_id"] for v in values if v["api_key_id"] is not None])  # spend reservations
