@@ -65,6 +65,7 @@ def m005_unique_request_id(conn: Connection) -> None:
 
     Ledgers written before this could hold a repeated id (nothing enforced it); those rows
     are kept, each repeat renamed ``<id>#<row id>``, so the index can be built."""
+    tables.requests.create(conn, checkfirst=True)  # with the index, where the table is missing
     if "ux_requests_request_id" in {ix["name"] for ix in inspect(conn).get_indexes("requests")}:
         return
     t = tables.requests
