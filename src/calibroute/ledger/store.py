@@ -134,18 +134,21 @@ def safe_text(value: str | None, limit: int | None = None) -> str | None:
     removed (PostgreSQL refuses it in text), clipped to ``limit`` characters (varchar(n))."""
     if value is None:
         return None
-    if not isinstance(value, str):
+    if type(value) is not str:
         value = str(value)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if not value.isascii():  # the common case costs one C-speed scan
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if "\x00" in value:
         value = value.replace("\x00", "")
-    return value[:limit] if limit is not None else value
+    return value[:limit] if limit is not None and len(value) > limit else value
 
 
 def _int(value: object) -> int:
+    if type(value) is int and INT_MIN <= value <= INT_MAX:
+        return value
     try:
         return min(max(int(value), INT_MIN), INT_MAX)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
@@ -164,14 +167,17 @@ def row_values(row: LedgerRow, store_prompts: bool) -> dict[str, Any]:
     """A LedgerRow as column values any database accepts; the prompt is dropped unless prompts
     are stored. Made safe here, at the one place rows become values, so a hostile string (a
     prompt, a backend's error message) or number can never fail the batch it travels in."""
-    text = {name: safe_text(getattr(row, name), _TEXT_LIMITS[name])
-            for name in ("request_id", "api_key_id", "status", "task_class", "model", "route_rule", "budget", "error")}
+    n = _TEXT_LIMITS
     return {
-        **text,
-        "status": text["status"] or "error",
-        "request_id": text["request_id"] or "unknown",
+        "request_id": safe_text(row.request_id, n["request_id"]) or "unknown",
         "created_at": tables.as_utc(row.created_at),
+        "api_key_id": safe_text(row.api_key_id, n["api_key_id"]),
+        "status": safe_text(row.status, n["status"]) or "error",
         "http_status": _int(row.http_status),
+        "task_class": safe_text(row.task_class, n["task_class"]),
+        "model": safe_text(row.model, n["model"]),
+        "route_rule": safe_text(row.route_rule, n["route_rule"]),
+        "budget": safe_text(row.budget, n["budget"]),
         "prompt_tokens": _int(row.prompt_tokens),
         "completion_tokens": _int(row.completion_tokens),
         "reasoning_tokens": _int(row.reasoning_tokens),
@@ -180,6 +186,7 @@ def row_values(row: LedgerRow, store_prompts: bool) -> dict[str, Any]:
         "latency_ms": _float(row.latency_ms),
         "fallback_path": json.dumps([str(m) for m in row.fallback_path]),  # ASCII: escapes make any text safe
         "stream": bool(row.stream),
+        "error": safe_text(row.error),
         "prompt": safe_text(row.prompt) if store_prompts else None,
         "confidence": None if row.confidence is None else _float(row.confidence),
         "reason": safe_text(row.reason),
