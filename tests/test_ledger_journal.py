@@ -169,3 +169,15 @@ def test_rows_given_up_are_written_once_the_database_is_back_without_a_restart(
         _wait_for(lambda: ledger.journal.kept == [])  # type: ignore[union-attr]
         assert _count(url) == (21, 21)
         assert len(list(journal.glob("rows-*.jsonl"))) == 1  # only the current segment
+
+
+def test_every_row_field_is_journaled_and_round_trips() -> None:
+    import dataclasses
+
+    from calibroute.ledger.base import LedgerRow
+    from calibroute.ledger.journal import JOURNAL_FIELDS, decode_row, encode_line
+
+    assert sorted(JOURNAL_FIELDS) == sorted(f.name for f in dataclasses.fields(LedgerRow))  # a new field: append it
+    full = row(7, prompt="p \ud800", error="e", model="m", fallback_path=["a", "b"], cost_usd=0.5, stream=True)
+    assert decode_row(json.loads(encode_line(full, True))) == full
+    assert decode_row(json.loads(encode_line(full, False))).prompt is None

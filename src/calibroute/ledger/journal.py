@@ -40,21 +40,22 @@ log = logging.getLogger("calibroute.ledger")
 
 SEGMENT_GLOB = "rows-*.jsonl"
 DEAD_LETTER = "dead-letter.jsonl"
-# A journal line is a JSON array of these, in this order (append new fields at the end of
-# the first group; lines are decoded by zipping with this tuple). An array, not an object:
-# encoding it is the one cost on the request path, and field names would double it.
-JOURNAL_FIELDS = ("request_id", "status", "http_status", "task_class", "model", "route_rule", "budget",
-                  "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost_usd", "baseline_cost_usd",
-                  "latency_ms", "fallback_path", "stream", "api_key_id", "error", "prompt", "created_at")
+# A journal line is a JSON array of these, in this order; lines are decoded by zipping with
+# this tuple, so a field added to LedgerRow is appended at the end (an older, shorter line
+# leaves it at its default). An array, not an object: encoding it is the one cost on the
+# request path, and field names would double it.
+JOURNAL_FIELDS = ("created_at", "prompt", "request_id", "status", "http_status", "task_class", "model", "route_rule",
+                  "budget", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost_usd", "baseline_cost_usd",
+                  "latency_ms", "fallback_path", "stream", "api_key_id", "error", "confidence", "reason")
 _ROW_FIELDS = {f.name for f in fields(LedgerRow)}
-_values = operator.attrgetter(*JOURNAL_FIELDS[:-2])
+_values = operator.attrgetter(*JOURNAL_FIELDS[2:])
 # ensure_ascii: any str, lone surrogates included, is escaped into valid ASCII JSON
 _encoder = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 def encode_line(row: LedgerRow, store_prompts: bool) -> bytes:
     """The journal line for ``row``; its prompt only when prompts are stored."""
-    values = [*_values(row), row.prompt if store_prompts else None, row.created_at.timestamp()]
+    values = [row.created_at.timestamp(), row.prompt if store_prompts else None, *_values(row)]
     return (_encoder.encode(values) + "\n").encode("ascii")
 
 
