@@ -151,3 +151,13 @@ def test_client_keys_are_checked_from_x_api_key(servers, tmp_path):
                 with pytest.raises(anthropic.AuthenticationError) as exc:
                     bad.messages.create(model="small", max_tokens=10, messages=HI)
             assert exc.value.body["error"]["type"] == "authentication_error"
+
+
+def test_count_tokens_answers_with_the_gateways_estimate(claude):
+    counted = claude.messages.count_tokens(model="auto", messages=[{"role": "user", "content": "x" * 400}])
+    assert counted.input_tokens == 100
+    with_tools = claude.messages.count_tokens(model="auto", messages=[{"role": "user", "content": "x" * 400}], tools=[WEATHER])
+    assert with_tools.input_tokens > 100
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        claude.messages.count_tokens(model="auto", messages=[])
+    assert bad.value.body["error"]["type"] == "invalid_request_error"

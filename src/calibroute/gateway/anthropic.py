@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 
 from ..config import Portfolio
+from ..conversation import CHARS_PER_TOKEN, messages_text
 from .anthropic_request import to_chat_body
 from .dialects import answer_of, cached_tokens, sse_events
 from .errors import error_payload, retry_after_header, status_of
@@ -179,6 +180,14 @@ def error_body_from(data: dict[str, Any]) -> dict[str, Any]:
     err = data.get("error") if isinstance(data.get("error"), dict) else {}
     kind = err.get("type")
     return {"type": kind if kind in ERROR_TYPES.values() else "api_error", "message": str(err.get("message", "error"))}
+
+
+def count_input_tokens(obj: dict[str, Any]) -> int:
+    """``/v1/messages/count_tokens``: the gateway's estimate (characters / 4) of a Messages request's input,
+    tool definitions included; it cannot know which backend tokenizer the route will pick."""
+    body, _ = to_chat_body({**obj, "max_tokens": 1 << 30, "thinking": None})  # count_tokens takes neither
+    text = messages_text(body["messages"]) + (json.dumps(body["tools"]) if body.get("tools") else "")
+    return max(1, len(text) // CHARS_PER_TOKEN)
 
 
 ANTHROPIC = AnthropicDialect()

@@ -9,10 +9,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .anthropic import ANTHROPIC
+from .anthropic import ANTHROPIC, count_input_tokens
 from .chat import Gateway
 from .responses import RESPONSES
 from .errors import error_response
+from .requests import parse_json_object, read_body
 
 
 def _gateway(request: Request) -> Gateway:
@@ -31,6 +32,17 @@ async def chat_completions(request: Request) -> Response:
 async def messages(request: Request) -> Response:
     """Anthropic Messages (reached here only under a root_path mount; the ASGI entry point takes it otherwise)."""
     return await _gateway(request).chat(request, ANTHROPIC)
+
+
+async def count_tokens(request: Request) -> Response:
+    """Anthropic's token counting endpoint (Claude Code calls it), answered with the gateway's estimate."""
+    gw = _gateway(request)
+    try:
+        gw.authenticate(request)
+        raw = await read_body(request, gw.settings.max_body_bytes, gw.settings.body_timeout_s)
+        return _json({"input_tokens": count_input_tokens(parse_json_object(raw))})
+    except Exception as exc:
+        return ANTHROPIC.error_response(exc)
 
 
 async def responses(request: Request) -> Response:
@@ -79,6 +91,7 @@ async def metrics(request: Request) -> Response:
 ROUTES = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/v1/messages", messages, methods=["POST"]),
+    Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
     Route("/v1/responses", responses, methods=["POST"]),
     Route("/v1/route", route_only, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
