@@ -11,9 +11,9 @@ from starlette.routing import Route
 
 from .anthropic import ANTHROPIC, count_input_tokens
 from .chat import Gateway
-from .responses import RESPONSES
 from .errors import error_response
 from .requests import parse_json_object, read_body
+from .responses import RESPONSES
 
 
 def _gateway(request: Request) -> Gateway:
