@@ -68,11 +68,6 @@ def test_metrics_of_two_workers_add_up_on_every_scrape(config: Path, tmp_path: P
 
 @pytest.mark.postgres
 @pytest.mark.haproxy
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug (session 4): in about half the runs one answered request's cost (1 of 5) is missing from the "
-    "key's spent_usd after both replicas settle (5.2e-05 charged vs 6.5e-05 served); overshoot itself stays in bounds",
-)
 def test_spend_overshoot_across_two_replicas_is_at_most_one_estimate(backends, config: Path, pg_url: str,
                                                                      two_replicas: Cluster) -> None:
     fakes, _ = backends
@@ -96,6 +91,7 @@ def test_spend_overshoot_across_two_replicas_is_at_most_one_estimate(backends, c
         while reserved_usd(ledger.engine, key.id) > 1e-12 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert reserved_usd(ledger.engine, key.id) == pytest.approx(0.0, abs=1e-12)
+        ledger.keys.reload()  # the key cache was seeded at open, possibly before the last settlement landed
         assert ledger.keys.spent_usd(key.id) == pytest.approx(served)
 
 
