@@ -98,7 +98,7 @@ class EncoderTaskClassifier:
         self.encoder = encoder
         self.head = head
         self.classes = [TaskClass(c) for c in head.classes]
-        self._lock = threading.Lock()  # one inference at a time per session: predictable latency under load
+        self._lock = threading.Lock()
         # Agent loops resend the same last user turn with every tool result: classify it once.
         self._memo: OrderedDict[tuple[str, str | None], Classification] = OrderedDict()
 
@@ -111,14 +111,15 @@ class EncoderTaskClassifier:
         if not text.strip():
             return uncertain(self.classes)
         key = (text, context or None)
-        with self._lock:
+        with self._lock:  # guards the memo only: onnxruntime runs concurrent inferences safely, one core each
             hit = self._memo.get(key)
             if hit is not None:
                 self._memo.move_to_end(key)
                 return hit
-            p = self.proba_turns([Turn(*key)])[0]
-            best = int(np.argmax(p))
-            result = Classification(self.classes[best], float(p[best]), {c.value: float(p[i]) for i, c in enumerate(self.classes)})
+        p = self.proba_turns([Turn(*key)])[0]
+        best = int(np.argmax(p))
+        result = Classification(self.classes[best], float(p[best]), {c.value: float(p[i]) for i, c in enumerate(self.classes)})
+        with self._lock:
             self._memo[key] = result
             if len(self._memo) > MEMO_SIZE:
                 self._memo.popitem(last=False)

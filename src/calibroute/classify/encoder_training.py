@@ -14,7 +14,6 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -24,6 +23,7 @@ from .chat_data import ChatRow, ChatSplit, load_chat_requests, load_followups, s
 from .corpus import CLASSES, Example, balance, grouped_split, load_pool
 from .encoder import ENCODER_HEAD, ENCODER_TOKENIZER, EncoderHead, EncoderTaskClassifier, SentenceEncoder
 from .encoder_input import EncoderInput
+from .finetune import FinetuneConfig
 from .linear import ARTIFACT_DIR
 
 BENCH_SOURCES: tuple[str, ...] = (
@@ -124,11 +124,11 @@ def label_ids(labels: Sequence[str]) -> np.ndarray:
 def train_encoder(
     data: EncoderData,
     out_dir: Path = ARTIFACT_DIR,
-    cfg: Any = None,
+    cfg: FinetuneConfig | None = None,
     log: Callable[[str], None] = print,
 ) -> EncoderTaskClassifier:
     """Fine-tune on ``data.train``, export to ``out_dir``, fit the temperature on the dev split."""
-    from .finetune import FinetuneConfig, base_model_dir, finetune
+    from .finetune import base_model_dir, finetune
 
     cfg = cfg or FinetuneConfig()
     tokenizer = out_dir / ENCODER_TOKENIZER

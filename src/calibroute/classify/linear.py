@@ -27,8 +27,6 @@ STATIC_VECTORS = "classifier-static-vectors.npz"
 STATIC_TOKENIZER = "classifier-static-tokenizer.json"
 VARIANTS: tuple[str, ...] = ("lexical", "embedding", "combined")
 SHIPPED_VARIANTS: tuple[str, ...] = ("lexical", "embedding")  # combined lost on accuracy and speed: not shipped
-# Chosen by bench/classifier.py (docs/bench-classifier.md): accuracy first, then latency.
-DEFAULT_VARIANT = "lexical"
 
 
 def artifact_name(variant: str) -> str:
@@ -161,7 +159,3 @@ def lexical() -> LinearTaskClassifier:
 @cache
 def embedding() -> LinearTaskClassifier:
     return load_variant("embedding")
-
-
-def default() -> LinearTaskClassifier:
-    return {"lexical": lexical, "embedding": embedding}[DEFAULT_VARIANT]()
