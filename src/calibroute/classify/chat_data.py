@@ -10,7 +10,6 @@ twice and the two annotators disagree, ``ambiguous`` is set: such rows are kept 
 from __future__ import annotations
 
 import json
-import random
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -120,9 +119,3 @@ def split_chat(
         else:
             train.append(row)
     return ChatSplit(train, dev, test, test_followups)
-
-
-def sample(rows: Sequence[ChatRow], n: int, seed: int = 0) -> list[ChatRow]:
-    rows = list(rows)
-    random.Random(seed).shuffle(rows)
-    return rows[:n]
