@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from calibroute.budgets.adaptive import adaptive_budget
+from calibroute.budgets.budget_files import load_budget_data
 from calibroute.budgets.emit import setting_budget
-from calibroute.budgets.ladder import Ladder, load_budget_data
+from calibroute.budgets.ladder import Ladder
 from calibroute.config import EFFORT_ORDER, Budget
 from calibroute.errors import CalibrouteError
 

@@ -14,7 +14,7 @@ from calibroute.classify.difficulty import fit_difficulty
 from calibroute.datasets import data_root
 from calibroute.evaluate.learners import gain_labels, make_folds
 from calibroute.evaluate.metrics import apgr, cpt, routellm_points
-from calibroute.evaluate.outcomes import load_dataset
+from calibroute.outcomes import load_dataset
 
 
 def out_of_fold(texts: list[str], labels: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:

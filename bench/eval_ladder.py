@@ -27,7 +27,6 @@ from calibroute.evaluate.learners import (
     shipped_estimator_split,
 )
 from calibroute.evaluate.metrics import aiq, cost_saved_at_quality
-from calibroute.evaluate.outcomes import OutcomeSet, load_dataset
 from calibroute.evaluate.report import EvalOptions, _resolve_pair
 from calibroute.evaluate.strategies import (
     LAMBDAS,
@@ -39,6 +38,7 @@ from calibroute.evaluate.strategies import (
     utility_choices,
     utility_router,
 )
+from calibroute.outcomes import OutcomeSet, load_dataset
 
 
 def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:

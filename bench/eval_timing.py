@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from calibroute.evaluate.outcomes import load_dataset
 from calibroute.evaluate.report import EvalOptions, run_eval
+from calibroute.outcomes import load_dataset
 
 
 def main() -> None:

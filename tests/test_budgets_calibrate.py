@@ -10,9 +10,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from calibroute.budgets.budget_files import load_budget_data, load_budget_file
 from calibroute.budgets.calibrate import CalibrationSettings, calibrate_ladder, flips
 from calibroute.budgets.emit import emit_config, setting_budget
-from calibroute.budgets.ladder import Ladder, load_budget_data, load_budget_file
+from calibroute.budgets.ladder import Ladder
 from calibroute.cli import app
 from calibroute.config import RouteSpec, load_portfolio, parse_portfolio
 from calibroute.errors import DataError, InputError

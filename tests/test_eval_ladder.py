@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from test_eval_run import STANDIN
 
-from calibroute.evaluate.outcomes import OutcomeSet
 from calibroute.evaluate.report import EvalOptions, run_eval
 from calibroute.evaluate.strategies import (
     Replay,
@@ -13,6 +12,7 @@ from calibroute.evaluate.strategies import (
     hull_chain,
     pareto_chain,
 )
+from calibroute.outcomes import OutcomeSet
 
 
 def three_tier(n: int = 300, seed: int = 2) -> OutcomeSet:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from calibroute.errors import DataError
-from calibroute.evaluate.outcomes import DATASETS, load_dataset, load_outcomes_file
+from calibroute.outcomes import DATASETS, load_dataset, load_outcomes_file
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from calibroute.evaluate.learners import (
     make_folds,
     shipped_estimator_split,
 )
-from calibroute.evaluate.outcomes import OutcomeSet
 from calibroute.evaluate.report import EvalOptions, combine_p_weak, run_eval
+from calibroute.outcomes import OutcomeSet
 
 WORDS = ["easy", "hard"]
 

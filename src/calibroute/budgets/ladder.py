@@ -1,27 +1,19 @@
 """Accuracy-vs-budget data: one model on one benchmark at several budget settings, paired by item.
 
 A ``Ladder`` is what budget calibration works on: an S x N table of scores and tokens used
-(S settings ordered from least to most compute, N items answered at every setting). Loaders
-turn rows into ladders: ``load_budget_file`` for the documented generic long format (CSV /
-JSONL / Parquet) and ``calibroute.budgets.tts_data`` for the shared tts_knowledge_budgets folder.
+(S settings ordered from least to most compute, N items answered at every setting). This module
+is the data model only; loaders build ladders with ``LadderBuilder``: ``budget_files`` for the
+generic long format and the outcomes format, ``tts_data`` for the shared tts_knowledge_budgets folder.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
-from ..tabular import read_records
-
-REQUIRED_COLUMNS = ("item_id", "model", "setting", "tokens_used", "score")
-OPTIONAL_COLUMNS = ("budget_tokens", "benchmark", "task", "prompt")
-DEFAULT_BENCHMARK = "default"
 
 
 @dataclass(frozen=True)
@@ -181,69 +173,3 @@ def _natural(item_id: str) -> tuple[int, float, str]:
         return (0, float(item_id), "")
     except ValueError:
         return (1, 0.0, item_id)
-
-
-# ---- the generic long format ----------------------------------------------------------------
-
-
-def _field(where: str, rec: Mapping[str, Any], col: str, required: bool = True) -> str | None:
-    value = rec.get(col)
-    if value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == "":
-        if required:
-            raise DataError(f"{where}, column {col}: empty")
-        return None
-    return str(value).strip()
-
-
-def _num(where: str, rec: Mapping[str, Any], col: str, lo: float, hi: float, required: bool = True) -> float | None:
-    text = _field(where, rec, col, required)
-    if text is None:
-        return None
-    try:
-        x = float(text)
-    except ValueError:
-        raise DataError(f"{where}, column {col}: expected a number, got {text!r}") from None
-    if not lo <= x <= hi or math.isnan(x):
-        bound = f"{lo:g}..{hi:g}" if hi != math.inf else f">= {lo:g}"
-        raise DataError(f"{where}, column {col}: {x:g} is not {bound}")
-    return x
-
-
-def load_budget_file(path: str | Path) -> list[Ladder]:
-    """Read the generic long format, one row per (item, model, setting); see docs/budgets.md."""
-    path = Path(path)
-    builder = LadderBuilder()
-    for row, rec in read_records(path, REQUIRED_COLUMNS):
-        where = f"{path}: row {row}"
-        score = _num(where, rec, "score", 0.0, 1.0)
-        tokens = _num(where, rec, "tokens_used", 0.0, math.inf)
-        assert score is not None and tokens is not None
-        builder.add(
-            model=str(_field(where, rec, "model")),
-            benchmark=_field(where, rec, "benchmark", required=False) or DEFAULT_BENCHMARK,
-            task=_field(where, rec, "task", required=False),
-            setting=str(_field(where, rec, "setting")),
-            item_id=str(_field(where, rec, "item_id")),
-            score=score,
-            tokens=tokens,
-            budget_tokens=_num(where, rec, "budget_tokens", 0.0, math.inf, required=False),
-            text=_field(where, rec, "prompt", required=False),
-            where=where,
-        )
-    if not builder.cells:
-        raise DataError(f"{path}: no rows")
-    return builder.build()
-
-
-def load_budget_data(path: str | Path) -> list[Ladder]:
-    """A tts_knowledge_budgets-style folder (auto-detected) or a generic CSV/JSONL/Parquet file."""
-    from .tts_data import is_tts_folder, load_tts_folder
-
-    path = Path(path)
-    if path.is_dir():
-        if is_tts_folder(path):
-            return load_tts_folder(path)
-        raise DataError(f"{path}: a folder, but not a tts_knowledge_budgets folder (no outputs/<model>/*.jsonl)")
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
-    return load_budget_file(path)

@@ -112,8 +112,8 @@ def pair_labels(weak: np.ndarray, strong: np.ndarray, both_wrong: BothWrong = "w
 
 
 def labelled_set(name: str, root: Path | None = None, both_wrong: BothWrong = "weak") -> LabelledSet:
-    """Load a dataset with ``calibroute.evaluate.outcomes.load_dataset`` and label it."""
-    from ..evaluate.outcomes import load_dataset
+    """Load a dataset with ``calibroute.outcomes.load_dataset`` and label it."""
+    from ..outcomes.sources import load_dataset
 
     pairs = PAIRS.get(name) or EVAL_ONLY_PAIRS.get(name)
     eval_only = name in EVAL_ONLY_PAIRS

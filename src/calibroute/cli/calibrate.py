@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..budgets.budget_files import load_budget_data
 from ..budgets.calibrate import CalibrationSettings, Pick, calibrate
-from ..budgets.ladder import load_budget_data
 from ..errors import InputError
 from ..types import class_from_hint
 
@@ -53,7 +53,7 @@ def _table(picks: list[Pick]) -> Table:
 
 @calibrate_app.command("budgets")
 def budgets(
-    data: Annotated[Path, typer.Argument(help="tts_knowledge_budgets folder, or a CSV/JSONL/Parquet file in the generic format")],
+    data: Annotated[Path, typer.Argument(help="tts_knowledge_budgets folder, or a CSV/JSONL/Parquet file in the generic or outcomes format")],
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write the picks as JSON here")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="folder for curves (PNG), settings.csv and flips.csv")] = None,
     tolerance: Annotated[float, typer.Option(help="accuracy points (0..1) a cheaper setting may trail the best by")] = 0.0,

@@ -13,9 +13,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import ArtifactError, CalibrouteError, InputError
-from ..evaluate.outcomes import DATASETS, OutcomeSet, load_dataset, load_outcomes_file
 from ..evaluate.report import BUDGET_SHARES, EvalOptions, EvalReport, run_eval
-from ..evaluate.tokens import Prices, load_prices
+from ..outcomes import DATASETS, OutcomeSet, load_dataset, load_outcomes_file
+from ..outcomes.tokens import Prices, load_prices
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # keep tables readable in logs
 err_console = Console(stderr=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import ArtifactError
+from ..outcomes.outcome_set import OutcomeSet
 from .baselines import knn_predict, mf_predict
-from .outcomes import OutcomeSet
 from .strategies import default_pair, hull_chain
 
 Batch = Callable[[list[str]], np.ndarray]

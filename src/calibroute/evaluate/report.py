@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, InputError
+from ..outcomes.outcome_set import OutcomeSet
 from .baselines import embed
 from .learners import (
     CalibrouteEstimators,
@@ -29,7 +30,6 @@ from .metrics import (
     quality_at_budget,
     strong_calls_saved_at,
 )
-from .outcomes import OutcomeSet
 from .strategies import (
     Curve,
     Replay,

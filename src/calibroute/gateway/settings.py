@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..budgets.forcing import ForcingConfig
 
+# prometheus_client's multiprocess directory; here (not in workers.py) so metrics.py needs no import of workers.py
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
 
 class GatewaySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -14,10 +14,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .settings import GatewaySettings
+from .settings import MULTIPROC_ENV, GatewaySettings
 
 SETTINGS_ENV = "CALIBROUTE_GATEWAY_SETTINGS"
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def app_from_env() -> object:

@@ -1,16 +1,12 @@
-"""Per-prompt outcomes of several models: the data model every evaluation replays.
+"""The generic long outcomes format: one row per prompt x model, CSV / JSONL / Parquet.
 
-An ``OutcomeSet`` is a P x M table of scores (0..1) and costs (USD per call) for the same
-prompts answered by every model. Loaders exist for the shared datasets (``load_dataset``) and
-for a documented generic long format (``load_outcomes_file``, CSV / JSONL / Parquet).
+``calibroute eval``, ``calibroute calibrate routing`` and difficulty training read it; the
+shoot-out writes it (``outcomes.writer``). Columns: docs/eval.md.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -18,106 +14,20 @@ import numpy as np
 
 from ..errors import DataError
 from ..tabular import read_records
+from .outcome_set import OutcomeSet
 from .tokens import TOKENIZER_NOTE, Prices, cost_from_tokens, count_tokens
 
-
-@dataclass(frozen=True)
-class OutcomeSet:
-    """P prompts x M models; NaN marks a missing score or an unknown cost."""
-
-    name: str
-    prompt_ids: list[str]
-    prompts: list[str]
-    models: list[str]
-    scores: np.ndarray  # P x M float in [0, 1]
-    costs: np.ndarray  # P x M USD per call
-    split: np.ndarray | None = None  # P strings "train"/"test" where the dataset has its own split
-    tasks: list[str] | None = None  # P task / benchmark names where known
-    notes: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        p, m = len(self.prompt_ids), len(self.models)
-        if len(self.prompts) != p or self.scores.shape != (p, m) or self.costs.shape != (p, m):
-            raise DataError(f"{self.name}: inconsistent shapes (prompts {p}, models {m}, scores {self.scores.shape})")
-        if self.split is not None and len(self.split) != p or self.tasks is not None and len(self.tasks) != p:
-            raise DataError(f"{self.name}: split/tasks length differs from the number of prompts")
-
-    @property
-    def n_prompts(self) -> int:
-        return len(self.prompt_ids)
-
-    def model_index(self, model: str) -> int:
-        try:
-            return self.models.index(model)
-        except ValueError:
-            raise DataError(f"{self.name}: no model {model!r}; models: {', '.join(self.models)}") from None
-
-    def subset(self, rows: np.ndarray | list[int]) -> "OutcomeSet":
-        """The same data restricted to some prompts (an index array or boolean mask)."""
-        idx = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=np.int64)
-        return replace(
-            self,
-            prompt_ids=[self.prompt_ids[i] for i in idx],
-            prompts=[self.prompts[i] for i in idx],
-            scores=self.scores[idx],
-            costs=self.costs[idx],
-            split=None if self.split is None else self.split[idx],
-            tasks=None if self.tasks is None else [self.tasks[i] for i in idx],
-        )
-
-    def select_models(self, models: list[str]) -> "OutcomeSet":
-        cols = [self.model_index(m) for m in models]
-        return replace(self, models=list(models), scores=self.scores[:, cols], costs=self.costs[:, cols])
-
-    def complete(self) -> "OutcomeSet":
-        """Only the prompts with a score and a cost for every model (notes how many were dropped)."""
-        keep = ~(np.isnan(self.scores).any(axis=1) | np.isnan(self.costs).any(axis=1))
-        if keep.all():
-            return self
-        out = self.subset(keep)
-        note = f"dropped {int((~keep).sum())} prompts with a missing score or cost"
-        return replace(out, notes=[*self.notes, note])
-
-    def with_prices(self, prices: Prices, output_tokens: float | np.ndarray = 0.0) -> "OutcomeSet":
-        """Fill unknown costs of priced models from prompt token counts x prices."""
-        missing = [j for j, m in enumerate(self.models) if np.isnan(self.costs[:, j]).any() and m in prices]
-        if not missing:
-            return self
-        tin = count_tokens(self.prompts).astype(np.float64)
-        costs = self.costs.copy()
-        for j in missing:
-            col = cost_from_tokens(prices[self.models[j]], tin, np.broadcast_to(output_tokens, tin.shape))
-            costs[:, j] = np.where(np.isnan(costs[:, j]), col, costs[:, j])
-        return replace(self, costs=costs, notes=[*self.notes, "some costs derived from prices x estimated tokens", TOKENIZER_NOTE])
-
-
-# name -> "module:function"; each function takes the data root and returns an OutcomeSet.
-DATASETS: dict[str, str] = {
-    "routellm-mmlu": ".sources:routellm_mmlu",
-    "routellm-gsm8k": ".sources:routellm_gsm8k",
-    "routerbench": ".sources:routerbench",
-    "dcrouter": ".sources:dcrouter",
-    "routerarena": ".sources:routerarena",
-}
-
-
-def load_dataset(name: str, root: Path | None = None) -> OutcomeSet:
-    """One of the shared datasets by name, read in place from ``root`` (default: ``data_root()``)."""
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    if root is None:
-        from ..datasets import data_root
-
-        root = data_root()
-    module, _, attr = DATASETS[name].partition(":")
-    loader: Callable[[Path], OutcomeSet] = getattr(import_module(module, __package__), attr)
-    return loader(Path(root))
-
-
-# ---- the generic long format ----------------------------------------------------------------
-
 REQUIRED = ("prompt_id", "prompt", "model", "score")
-OPTIONAL = ("cost_usd", "input_tokens", "output_tokens", "task", "split")
+# output_tokens counts every generated token, reasoning included (as OpenAI's completion_tokens);
+# reasoning_tokens is the thinking part of them. A row with a budget is the model at that budget:
+# eval treats "model@budget" as a candidate of its own, calibrate budgets reads budget as the setting.
+OPTIONAL = ("budget", "cost_usd", "input_tokens", "output_tokens", "reasoning_tokens", "latency_s", "ttft_s",
+            "task", "split", "error")
+
+
+def candidate_name(model: str, budget: str | None) -> str:
+    """The name a (model, budget) pair goes by in an OutcomeSet: ``model@budget``, or the model alone."""
+    return f"{model}@{budget}" if budget else model
 
 
 def _number(path: Path, row: int, col: str, value: Any, lo: float = 0.0, hi: float = math.inf) -> float | None:
@@ -155,11 +65,15 @@ def load_outcomes_file(path: Path, prices: dict[str, tuple[float, float]] | None
     tasks: list[str | None] = []
     splits: list[str | None] = []
     models: dict[str, int] = {}
+    bases: dict[str, str] = {}  # candidate name -> model name (prices are per model)
     cells: dict[tuple[int, int], tuple[float, float | None, float | None, float | None, int]] = {}
     for row, rec in read_records(path, REQUIRED):
         pid = _text(path, row, "prompt_id", rec.get("prompt_id"))
         prompt = _text(path, row, "prompt", rec.get("prompt"))
-        model = _text(path, row, "model", rec.get("model"))
+        base = _text(path, row, "model", rec.get("model"))
+        budget = rec.get("budget")
+        model = candidate_name(base, None if budget is None or str(budget).strip() == "" else str(budget).strip())
+        bases[model] = base
         score = _number(path, row, "score", rec.get("score"), 0.0, 1.0)
         if score is None:
             raise DataError(f"{path}: row {row}, column score: empty")
@@ -182,7 +96,8 @@ def load_outcomes_file(path: Path, prices: dict[str, tuple[float, float]] | None
         cells[i, j] = (score, cost, tin, tout, row)
     if not cells:
         raise DataError(f"{path}: no outcome rows")
-    return _pivot(path, list(ids), prompts, list(models), cells, tasks, splits, prices)
+    priced = {name: prices[bases[name]] for name in models if bases[name] in prices}
+    return _pivot(path, list(ids), prompts, list(models), cells, tasks, splits, priced)
 
 
 def _pivot(

@@ -9,14 +9,15 @@ from __future__ import annotations
 import ast
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..datasets import data_root
 from ..errors import DataError
-from .outcomes import OutcomeSet
+from .outcome_set import OutcomeSet
 from .tokens import TOKENIZER_NOTE, cost_from_tokens, count_tokens
 
 ROUTELLM_STRONG = "gpt-4-1106-preview"
@@ -91,8 +92,8 @@ def routellm_mmlu(root: Path) -> OutcomeSet:
     costs = np.stack([cost_from_tokens(ROUTELLM_PRICES[m], tin, np.full_like(tin, MMLU_OUTPUT_TOKENS)) for m in models], 1)
     notes = [
         f"dropped {n_dropped} prompts RouteLLM marks as contaminated",
-        "costs estimated: prompt tokens x price + 1 output token (no token counts in the data); "
-        "prices GPT-4-1106 $10/$30, Mixtral $0.6/$0.6 per Mtok (RouterArena cost.json)",
+        ("costs estimated: prompt tokens x price + 1 output token (no token counts in the data); "
+        "prices GPT-4-1106 $10/$30, Mixtral $0.6/$0.6 per Mtok (RouterArena cost.json)"),
         TOKENIZER_NOTE,
         "no train/test split: learned strategies use k-fold cross-fitting",
     ]
@@ -121,8 +122,8 @@ def routellm_gsm8k(root: Path) -> OutcomeSet:
          for j, m in enumerate(models)], 1)
     notes = [
         f"dropped {n_dropped} prompts RouteLLM marks as contaminated",
-        "costs estimated: (prompt tokens, response tokens) x price; "
-        "prices GPT-4-1106 $10/$30, Mixtral $0.6/$0.6 per Mtok (RouterArena cost.json)",
+        ("costs estimated: (prompt tokens, response tokens) x price; "
+        "prices GPT-4-1106 $10/$30, Mixtral $0.6/$0.6 per Mtok (RouterArena cost.json)"),
         TOKENIZER_NOTE,
         "no train/test split: learned strategies use k-fold cross-validation",
     ]
@@ -233,3 +234,20 @@ def routerarena(root: Path) -> OutcomeSet:
         scores = np.clip(scores, 0.0, 1.0)
         notes.append(f"clipped {n_out} scores outside 0..1 (RouterArena's metric can go slightly negative)")
     return OutcomeSet("routerarena", ids, [text[g] for g in ids], models, scores, costs, None, tasks, notes)
+
+
+# The shared datasets by name; each loader takes the data root.
+DATASETS: dict[str, Callable[[Path], OutcomeSet]] = {
+    "routellm-mmlu": routellm_mmlu,
+    "routellm-gsm8k": routellm_gsm8k,
+    "routerbench": routerbench,
+    "dcrouter": dcrouter,
+    "routerarena": routerarena,
+}
+
+
+def load_dataset(name: str, root: Path | None = None) -> OutcomeSet:
+    """One of the shared datasets by name, read in place from ``root`` (default: ``data_root()``)."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    return DATASETS[name](Path(root) if root is not None else data_root())
