@@ -102,7 +102,7 @@ def test_subset_and_complete_keep_rows_aligned(tmp_path: Path) -> None:
     ])
     out = load_outcomes_file(path).complete()
     assert out.prompt_ids == ["a", "c"]
-    assert "dropped 1 prompts" in out.notes[-1]
+    assert "dropped 1 of 3 prompts: no score (no row) for m2 on 1" in out.notes[-1]
     assert out.subset(np.array([1])).prompts == ["qc"]
 
 

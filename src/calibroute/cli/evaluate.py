@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import ArtifactError, CalibrouteError, InputError
-from ..evaluate.report import BUDGET_SHARES, EvalOptions, EvalReport, run_eval
+from ..evaluate.report import BUDGET_SHARES, SHARE_BASIS, EvalOptions, EvalReport, run_eval
 from ..outcomes import DATASETS, OutcomeSet, load_dataset, load_outcomes_file
 from ..outcomes.tokens import Prices, load_prices
 
@@ -28,26 +28,33 @@ def _fmt(x: float | None, pct: bool = False) -> str:
 
 
 def render(report: EvalReport, con: Console) -> None:
-    """The summary tables: one row per strategy."""
+    """The summary tables: one row per strategy (no dollar columns on score-only data)."""
+    dollars = report.basis != SHARE_BASIS
+    cost = f"${report.best_cost:.3g}/prompt" if dollars else f"{100 * report.best_cost:.0f}% strong calls"
     con.print(
         f"[bold]{report.dataset}[/]: {report.n_prompts} prompts, {len(report.models)} models; "
         f"pair strong={report.strong} weak={report.weak}; best single model {report.best_model} "
-        f"(quality {report.best_quality:.3f}, ${report.best_cost:.3g}/prompt); {report.folds}"
+        f"(quality {report.best_quality:.3f}, {cost}); {report.folds}"
     )
-    table = Table(title=f"routing strategies (router={report.router})")
+    title = f"routing strategies (router={report.router})" + ("" if dollars else ", cost = share of strong-model calls")
+    table = Table(title=title)
     table.add_column("strategy", no_wrap=True)
-    for col in ("APGR", "CPT50", "CPT80", "AIQ", *[f"q@{s:.0%}" for s in BUDGET_SHARES], "saved@95%", "calls saved@95%"):
+    dollar_cols = [*[f"q@{s:.0%}" for s in BUDGET_SHARES], "saved@95%"] if dollars else []
+    for col in ("APGR", "CPT50", "CPT80", "AIQ", *dollar_cols, "calls saved@95%"):
         table.add_column(col, justify="right", no_wrap=True)
     for name, r in sorted(report.results.items(), key=lambda kv: (kv[1].curve.kind == "single", -kv[1].aiq)):
-        table.add_row(
-            name, _fmt(r.apgr), _fmt(r.cpt50, pct=True), _fmt(r.cpt80, pct=True), f"{r.aiq:.4f}",
-            *[_fmt(r.at_budget[s]) for s in BUDGET_SHARES], _fmt(r.saved_at_95, pct=True),
-            _fmt(r.calls_saved_at_95, pct=True),
-        )
+        money = [*[_fmt(r.at_budget[s]) for s in BUDGET_SHARES], _fmt(r.saved_at_95, pct=True)] if dollars else []
+        table.add_row(name, _fmt(r.apgr), _fmt(r.cpt50, pct=True), _fmt(r.cpt80, pct=True), f"{r.aiq:.4f}", *money,
+                      _fmt(r.calls_saved_at_95, pct=True))
     con.print(table)
-    con.print("[dim]CPT = % strong calls to recover 50/80% of the weak->strong gap; q@x% = best quality at x% of the "
-              "best single model's cost; saved@95% = cost saved at >= 95% of its quality; calls saved@95% = strong calls "
-              "saved at >= 95% of the strong model's quality (RouteLLM's basis)[/]")
+    legend = "CPT = % strong calls to recover 50/80% of the weak->strong gap; "
+    if dollars:
+        legend += ("q@x% = best quality at x% of the best single model's cost; saved@95% = cost saved at >= 95% of its "
+                   "quality; ")
+    else:
+        legend += "AIQ = area under quality vs strong-call share; "
+    legend += "calls saved@95% = strong calls saved at >= 95% of the strong model's quality (RouteLLM's basis)"
+    con.print(f"[dim]{legend}[/]")
     for note in report.notes:
         con.print(f"[dim]note: {note}[/]")
 
@@ -83,7 +90,7 @@ def register(app: typer.Typer) -> None:
         source: Annotated[str, typer.Argument(help=f"dataset name ({', '.join(DATASETS)}) or an outcomes file (.csv/.jsonl/.parquet)")],
         router: Annotated[str, typer.Option(help="pretrained: shipped estimators, zero-shot; cv: train on folds")] = "pretrained",
         strong: Annotated[Optional[str], typer.Option(help="strong model of the pair for APGR/CPT (default: best)")] = None,
-        weak: Annotated[Optional[str], typer.Option(help="weak model of the pair (default: cheapest within 90% of best)")] = None,
+        weak: Annotated[Optional[str], typer.Option(help="weak model of the pair (default: cheapest within 90% of best; score-only data: the worst)")] = None,
         prices: Annotated[Optional[Path], typer.Option(help="JSON/YAML {model: {input, output}} USD per Mtok")] = None,
         config: Annotated[Optional[Path], typer.Option(help="portfolio YAML whose model prices fill missing costs")] = None,
         out: Annotated[Optional[Path], typer.Option(help="write PNG plots and CSV curves into this folder")] = None,

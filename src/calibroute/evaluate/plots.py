@@ -20,7 +20,7 @@ def write_csvs(report: EvalReport, out_dir: Path) -> list[Path]:
     curves = out_dir / f"{_slug(report.dataset)}-curves.csv"
     with curves.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["strategy", "kind", "point", "cost_usd_per_prompt", "quality"])
+        w.writerow(["strategy", "kind", "point", "cost_usd_per_prompt" if report.basis == "usd" else "strong_call_share", "quality"])
         for name, res in report.results.items():
             for i, (c, q) in enumerate(res.curve.points):
                 w.writerow([name, res.curve.kind, i, f"{c:.10g}", f"{q:.6f}"])
@@ -59,8 +59,11 @@ def write_plots(report: EvalReport, out_dir: Path) -> list[Path]:
             ax.plot(pts[:, 0], pts[:, 1], style, marker=".", markersize=3, label=name)
     ax.plot(report.pareto[:, 0], report.pareto[:, 1], color="black", linewidth=2.5, alpha=0.25, label="Pareto front (excl. bounds)")
     ax.axhline(0.95 * report.best_quality, color="red", linestyle=":", linewidth=1, label="95% of best single model")
-    ax.set_xscale("log")
-    ax.set_xlabel("mean cost per prompt (USD, log scale)")
+    if report.basis == "usd":
+        ax.set_xscale("log")
+        ax.set_xlabel("mean cost per prompt (USD, log scale)")
+    else:  # score-only data: a weak call costs 0, so no log scale
+        ax.set_xlabel("share of strong-model calls (score-only data: no dollar costs)")
     ax.set_ylabel("mean quality")
     ax.set_title(f"{report.dataset}: cost vs quality ({report.n_prompts} prompts, router={report.router})")
     ax.legend(fontsize=8, loc="lower right")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,7 @@ from .strategies import (
     utility_router,
 )
 
+SHARE_BASIS = "strong-call share"
 BUDGET_SHARES = (0.1, 0.2, 0.4, 0.6)  # fixed budgets as shares of the best single model's cost
 KEEP_QUALITY = 0.95
 Tick = Callable[[str], None]
@@ -67,8 +68,8 @@ class StrategyResult:
     cpt50: float | None
     cpt80: float | None
     aiq: float
-    at_budget: dict[float, float]
-    saved_at_95: float
+    at_budget: dict[float, float | None]  # None on score-only data: no dollars to budget
+    saved_at_95: float | None
     calls_saved_at_95: float | None = None  # share of strong calls saved at >= 95 % of the strong model's quality
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,6 +104,7 @@ class EvalReport:
     results: dict[str, StrategyResult]
     pareto: np.ndarray
     notes: list[str] = field(default_factory=list)
+    basis: str = "usd"  # what "cost" means: USD per prompt, or SHARE_BASIS on score-only data
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +116,7 @@ class EvalReport:
             "best_model": {"name": self.best_model, "quality": self.best_quality, "cost": self.best_cost},
             "evaluation": self.folds,
             "router": self.router,
+            "cost_basis": self.basis,
             "pareto_front": [[float(c), float(q)] for c, q in self.pareto],
             "notes": self.notes,
             "strategies": {name: r.to_dict() for name, r in self.results.items()},
@@ -133,7 +136,7 @@ def _resolve_pair(out: OutcomeSet, rows: np.ndarray, opts: EvalOptions) -> tuple
     return strong, weak
 
 
-def _summarise(curve: Curve, replay: Replay, cost_max: float, best_q: float, best_c: float) -> StrategyResult:
+def _summarise(curve: Curve, replay: Replay, cost_max: float, best_q: float, best_c: float, dollars: bool) -> StrategyResult:
     wq, sq = float(replay.scores[:, replay.weak].mean()), float(replay.scores[:, replay.strong].mean())
     a = c50 = c80 = calls95 = None
     if curve.pair_share is not None and curve.pair_quality is not None:
@@ -147,8 +150,8 @@ def _summarise(curve: Curve, replay: Replay, cost_max: float, best_q: float, bes
         cpt50=c50,
         cpt80=c80,
         aiq=aiq(curve.points, 0.0, cost_max),
-        at_budget={s: quality_at_budget(curve.points, s * best_c) for s in BUDGET_SHARES},
-        saved_at_95=cost_saved_at_quality(curve.points, KEEP_QUALITY * best_q, best_c),
+        at_budget={s: quality_at_budget(curve.points, s * best_c) if dollars else None for s in BUDGET_SHARES},
+        saved_at_95=cost_saved_at_quality(curve.points, KEEP_QUALITY * best_q, best_c) if dollars else None,
         calls_saved_at_95=calls95,
     )
 
@@ -182,11 +185,16 @@ def run_eval(
     """Replay every strategy on ``out``; learned ones never see the prompts they are scored on."""
     if opts.router not in ("pretrained", "cv"):
         raise InputError(f"--router must be pretrained or cv, not {opts.router!r}")
+    basis = "usd" if out.has_costs else SHARE_BASIS
+    if basis == SHARE_BASIS:
+        out, opts = on_share_basis(out, opts)
     if opts.router == "pretrained" and opts.with_calibroute:
         out = shipped_estimator_split(out)
-    out = out.complete()
+    full, out = out, out.complete()
     if out.n_prompts < 10 or len(out.models) < 2:
-        raise DataError(f"{out.name}: need at least 10 complete prompts and 2 models to evaluate")
+        raise DataError(f"{out.name}: need at least 10 complete prompts and 2 models to evaluate; {out.n_prompts} of "
+                        f"{full.n_prompts} prompts have a score and a cost for all {len(out.models)} model(s): "
+                        f"{full.why_incomplete()}")
     folds: Folds = make_folds(out, opts.n_folds, opts.seed)
     rows = folds.eval_rows
     train_rows = np.unique(np.concatenate([tr for tr, _ in folds.pairs]))
@@ -224,7 +232,8 @@ def run_eval(
     singles = np.array([[replay.costs[:, j].mean(), replay.scores[:, j].mean()] for j in range(len(out.models))])
     best = int(np.argmax(singles[:, 1] - 1e-12 * singles[:, 0]))
     cost_max = max(float(c.points[:, 0].max()) for c in curves)
-    results = {c.name: _summarise(c, replay, cost_max, float(singles[best, 1]), float(singles[best, 0])) for c in curves}
+    results = {c.name: _summarise(c, replay, cost_max, float(singles[best, 1]), float(singles[best, 0]), basis == "usd")
+               for c in curves}
     notes = [*out.notes, f"evaluated on {len(rows)} prompts: {folds.description}"]
     if opts.router == "pretrained":
         notes.append("calibroute: shipped estimators, not trained on this data; kNN/MF are trained on the folds")
@@ -242,4 +251,33 @@ def run_eval(
         results=results,
         pareto=pareto_front(np.vstack([c.points for c in curves if c.kind != "bound"])),
         notes=notes,
+        basis=basis,
     )
+
+
+def on_share_basis(out: OutcomeSet, opts: EvalOptions) -> tuple[OutcomeSet, EvalOptions]:
+    """Score-only data: the strong/weak pair alone, a strong call costing 1 and a weak one 0.
+
+    Every cost is then the share of strong-model calls, RouteLLM's basis: APGR, CPT and the
+    curves keep their meaning; dollar metrics (q@budget, saved@95%) are left out.
+    """
+    if len(out.models) < 2:
+        raise DataError(f"{out.name}: score-only data needs at least 2 models, found {', '.join(out.models) or 'none'}")
+    mean_q = np.nanmean(out.scores, axis=0)
+    strong = out.model_index(opts.strong) if opts.strong else int(np.nanargmax(mean_q))
+    others = [j for j in range(len(out.models)) if j != strong]
+    weak = out.model_index(opts.weak) if opts.weak else min(others, key=lambda j: (mean_q[j], j))
+    if strong == weak:
+        raise InputError("--strong and --weak must name different models")
+    pair = out.select_models([out.models[strong], out.models[weak]])
+    picked = "" if opts.strong and opts.weak else " (default: the best and the worst by mean score; --strong/--weak choose)"
+    note = (f"score-only data (no cost_usd, tokens or prices): evaluated {pair.models[0]} (strong) vs {pair.models[1]} "
+            f"(weak){picked} on the share of strong-model calls, RouteLLM's basis; cost = strong-call share, "
+            "dollar metrics left out")
+    dropped = [m for m in out.models if m not in pair.models]
+    if dropped:
+        note += f"; other models not evaluated: {', '.join(dropped)}"
+    costs = np.tile(np.array([1.0, 0.0]), (pair.n_prompts, 1))
+    shared = replace(pair, costs=np.where(np.isnan(pair.scores), np.nan, costs),
+                     notes=[n for n in pair.notes if not n.startswith("no cost and no price")] + [note])
+    return shared, replace(opts, strong=pair.models[0], weak=pair.models[1])

@@ -64,14 +64,35 @@ class OutcomeSet:
         cols = [self.model_index(m) for m in models]
         return replace(self, models=list(models), scores=self.scores[:, cols], costs=self.costs[:, cols])
 
+    @property
+    def has_costs(self) -> bool:
+        """False for score-only data (judge scores, no costs, prices or tokens for any model)."""
+        return not bool(np.isnan(self.costs).all())
+
+    def incomplete(self) -> np.ndarray:
+        """P booleans: the prompts lacking a score or a cost for some model."""
+        return np.asarray(np.isnan(self.scores).any(axis=1) | np.isnan(self.costs).any(axis=1))
+
+    def why_incomplete(self) -> str:
+        """Which column is missing for which model, with how many prompts each: what an error or note should say."""
+        reasons = []
+        for j, model in enumerate(self.models):
+            no_score = int(np.isnan(self.scores[:, j]).sum())
+            no_cost = int((np.isnan(self.costs[:, j]) & ~np.isnan(self.scores[:, j])).sum())
+            if no_score:
+                reasons.append(f"no score (no row) for {model} on {no_score}")
+            if no_cost:
+                reasons.append(f"no cost for {model} on {no_cost} (column cost_usd empty, and no input_tokens/output_tokens "
+                               "with a price from --prices/--config)")
+        return "; ".join(reasons) or "none missing"
+
     def complete(self) -> OutcomeSet:
-        """Only the prompts with a score and a cost for every model (notes how many were dropped)."""
-        keep = ~(np.isnan(self.scores).any(axis=1) | np.isnan(self.costs).any(axis=1))
-        if keep.all():
+        """Only the prompts with a score and a cost for every model (notes how many were dropped, and why)."""
+        drop = self.incomplete()
+        if not drop.any():
             return self
-        out = self.subset(keep)
-        note = f"dropped {int((~keep).sum())} prompts with a missing score or cost"
-        return replace(out, notes=[*self.notes, note])
+        note = f"dropped {int(drop.sum())} of {self.n_prompts} prompts: {self.why_incomplete()}"
+        return replace(self.subset(~drop), notes=[*self.notes, note])
 
     def with_prices(self, prices: Prices, output_tokens: float | np.ndarray = 0.0) -> OutcomeSet:
         """Fill unknown costs of priced models from prompt token counts x prices."""
