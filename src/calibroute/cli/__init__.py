@@ -15,7 +15,8 @@ from typer.core import TyperGroup
 from ..errors import CalibrouteError
 
 # Each module defines ``register(app)``; adding a command group is one line here.
-COMMAND_MODULES = ("demo", "route", "config_cmd", "train", "serve", "report", "keys", "evaluate", "calibrate", "economics", "dashboard")
+COMMAND_MODULES = ("demo", "route", "config_cmd", "train", "serve", "report", "keys", "evaluate", "calibrate", "economics", "dashboard",
+                   "shootout")
 
 
 class _Group(TyperGroup):
