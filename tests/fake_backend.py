@@ -269,11 +269,14 @@ class MemoryLedger:
         self.closed = True
 
 
-def portfolio_yaml(urls: dict[str, tuple[str, str]], routes: dict[str, str] | None = None, read_timeout_s: float = 5.0) -> str:
-    """A portfolio whose models are the fake servers: name -> (base_url, reasoning control)."""
+def portfolio_yaml(urls: dict[str, tuple[str, str]], routes: dict[str, str] | None = None, read_timeout_s: float = 5.0,
+                   cached_ratio: float | None = None) -> str:
+    """A portfolio whose models are the fake servers: name -> (base_url, reasoning control); model i costs i + 1 per
+    million input tokens (``cached_ratio`` of that when read from the prompt cache) and 2 (i + 1) per million output."""
     models = "\n".join(
         f"  - {{name: {name}, backend: {{base_url: '{url}/v1', served_model: served-{name}, connect_timeout_s: 2, "
-        f"read_timeout_s: {read_timeout_s}, total_timeout_s: 10}}, input_usd_per_mtok: {i + 1}, output_usd_per_mtok: {2 * (i + 1)}, reasoning: {ctl}}}"
+        f"read_timeout_s: {read_timeout_s}, total_timeout_s: 10}}, input_usd_per_mtok: {i + 1}, output_usd_per_mtok: {2 * (i + 1)}, "
+        + (f"cached_input_usd_per_mtok: {(i + 1) * cached_ratio}, " if cached_ratio is not None else "") + f"reasoning: {ctl}}}"
         for i, (name, (url, ctl)) in enumerate(urls.items())
     )
     return "models:\n" + models + "\n" + (routes_yaml(routes or {}))
@@ -334,7 +337,7 @@ class Stack:
 @contextmanager
 def gateway_stack(fakes: dict[str, FakeModel], urls: dict[str, str], *, ledger: Any = None,
                   urls_override: dict[str, str] | None = None, read_timeout_s: float = 5.0,
-                  shipped_estimators: bool = False, **settings: Any) -> Iterator[Stack]:
+                  shipped_estimators: bool = False, cached_ratio: float | None = None, **settings: Any) -> Iterator[Stack]:
     """The gateway as a real uvicorn server, routing with the deterministic stub estimators
     (or the shipped classifier and difficulty estimator)."""
     from stubs import KeywordClassifier, LengthDifficulty
@@ -344,7 +347,8 @@ def gateway_stack(fakes: dict[str, FakeModel], urls: dict[str, str], *, ledger: 
     from calibroute.router import Router
 
     merged = {**urls, **(urls_override or {})}
-    portfolio = parse_portfolio(portfolio_yaml({n: (merged[n], CONTROLS[n]) for n in CONTROLS}, STANDARD_ROUTES, read_timeout_s))
+    portfolio = parse_portfolio(portfolio_yaml({n: (merged[n], CONTROLS[n]) for n in CONTROLS}, STANDARD_ROUTES, read_timeout_s,
+                                               cached_ratio))
     router = Router(portfolio) if shipped_estimators else Router(portfolio, classifier=KeywordClassifier(),
                                                                     difficulty=LengthDifficulty())
     ledger = ledger if ledger is not None else MemoryLedger()
@@ -352,6 +356,23 @@ def gateway_stack(fakes: dict[str, FakeModel], urls: dict[str, str], *, ledger: 
     app = create_app(GatewaySettings(**opts), router=router, ledger=ledger)
     with serve_in_thread(app) as url:
         yield Stack(url, fakes, ledger, app)
+
+
+@contextmanager
+def fresh_stack(servers: tuple[dict[str, FakeModel], dict[str, str]], **options: Any) -> Iterator[Stack]:
+    """``gateway_stack`` over the module's fake servers (the ``servers`` fixture), their state reset first."""
+    fakes, urls = servers
+    reset(fakes)
+    with gateway_stack(fakes, urls, **options) as stack:
+        yield stack
+
+
+def chat_usage(client: Any, stream: bool, **request: Any) -> Any:
+    """The usage a chat completion reports, whole or (with include_usage) streamed."""
+    if not stream:
+        return client.chat.completions.create(**request).usage
+    chunks = list(client.chat.completions.create(**request, stream=True, stream_options={"include_usage": True}))
+    return chunks[-1].usage
 
 
 def client_for(stack: Stack) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fake_backend import gateway_stack, reset
+from fake_backend import fresh_stack, gateway_stack, reset
 
 from calibroute.gateway.affinity import Affinity, answers_a_tool_call, conversation_key
 
@@ -14,9 +14,7 @@ TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"
 
 @pytest.fixture
 def sticky(servers):
-    fakes, urls = servers
-    reset(fakes)
-    with gateway_stack(fakes, urls, affinity=True) as stack:
+    with fresh_stack(servers, affinity=True) as stack:
         yield stack
 
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import openai
 import pytest
-from fake_backend import NEGATIVE_USAGE, client_for, gateway_stack, wait_for
+from fake_backend import NEGATIVE_USAGE, chat_usage, client_for, gateway_stack, wait_for
 
 from calibroute.errors import BackendUnavailable
 
@@ -106,12 +106,7 @@ def test_not_sse_with_no_fallback_is_an_error_before_the_first_byte(servers, fak
 def test_negative_or_absurd_usage_is_estimated_not_billed(servers, fakes, stream, usage):
     fakes["small"].usage_override = usage
     with gateway_stack(fakes, servers[1]) as gw, client_for(gw) as client:
-        if stream:
-            chunks = list(client.chat.completions.create(model="small", messages=SIMPLE, stream=True,
-                                                         stream_options={"include_usage": True}))
-            reported = chunks[-1].usage
-        else:
-            reported = client.chat.completions.create(model="small", messages=SIMPLE).usage
+        reported = chat_usage(client, stream, model="small", messages=SIMPLE)
     row = gw.ledger.rows[-1]
     assert row.status == "ok" and 0 < row.prompt_tokens < 100 and 0 < row.completion_tokens < 100
     assert 0 < row.cost_usd < 0.001

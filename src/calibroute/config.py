@@ -102,6 +102,9 @@ class ModelSpec(_Strict):
     backend: BackendSpec
     input_usd_per_mtok: float = Field(ge=0)
     output_usd_per_mtok: float = Field(ge=0)
+    cached_input_usd_per_mtok: float | None = Field(
+        default=None, ge=0, description="price of prompt tokens the backend serves from its prompt cache (default: the input price)"
+    )
     total_params_b: float | None = Field(default=None, gt=0)
     active_params_b: float | None = Field(default=None, gt=0, description="active parameters per token (MoE)")
     context_window: int = Field(default=32768, gt=0)
@@ -113,8 +116,19 @@ class ModelSpec(_Strict):
             raise ValueError("active_params_b cannot exceed total_params_b")
         return self
 
-    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
-        return (input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok) / 1e6
+    @property
+    def cached_input_price(self) -> float:
+        return self.input_usd_per_mtok if self.cached_input_usd_per_mtok is None else self.cached_input_usd_per_mtok
+
+    def cost_usd(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float:
+        """``cached_tokens`` of the ``input_tokens`` were read from the prompt cache: priced at the cached price."""
+        cached = min(max(cached_tokens, 0), max(input_tokens, 0))
+        fresh = input_tokens - cached
+        return (fresh * self.input_usd_per_mtok + cached * self.cached_input_price + output_tokens * self.output_usd_per_mtok) / 1e6
+
+    def cache_saving_usd(self, cached_tokens: int) -> float:
+        """What reading ``cached_tokens`` from the cache saved against fresh input (negative if cached is dearer)."""
+        return max(cached_tokens, 0) * (self.input_usd_per_mtok - self.cached_input_price) / 1e6
 
 
 class RouteSpec(_Strict):

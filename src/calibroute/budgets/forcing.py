@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends.base import StreamEvent, UpstreamStream
+from ..backends.usage import cached_from_usage
 from .translate import ThinkLimits
 
 BEFORE, INSIDE, AFTER = "before", "inside", "after"
@@ -129,6 +130,7 @@ class ThinkForcer:
         self.forced_close = False
         self.calls = 1
         self.usage: dict[str, int] = {}  # summed over the upstream calls that reported usage
+        self.cached_tokens: int | None = None  # cached prompt tokens, summed over the calls that reported them
         self.unreported_calls = 0  # calls cut before their usage arrived ...
         self.unreported_tokens = 0  # ... and the output tokens they generated (estimated)
         self._call_tokens = 0
@@ -145,6 +147,8 @@ class ThinkForcer:
             self._call_tokens, self._call_usage = 0, False
             async for ev in stream:
                 self._add_usage(ev.data.get("usage"))
+                if (cached := cached_from_usage(ev.data.get("usage"))) is not None:
+                    self.cached_tokens = (self.cached_tokens or 0) + cached
                 choices = ev.data.get("choices") or []
                 if not choices:
                     continue  # a usage-only chunk: the relay reports the sum at the end

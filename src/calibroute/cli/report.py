@@ -70,6 +70,12 @@ def print_report(rep: SpendReport, location: str) -> None:
         f"saved {_usd(t.savings_usd)} ({_pct(t.savings_pct)})",
         highlight=False,
     )
+    if t.cached_tokens or t.affinity_saved_usd:
+        console.print(
+            f"prompt cache: {_count(t.cached_tokens)} of {_count(t.prompt_tokens)} tokens in read from cache, "
+            f"{_usd(t.cache_saved_usd)} less than fresh input; conversation affinity saved {_usd(t.affinity_saved_usd)}",
+            highlight=False,
+        )
 
 
 def report(

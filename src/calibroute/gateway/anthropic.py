@@ -20,7 +20,7 @@ from starlette.responses import Response
 from ..config import Portfolio
 from ..conversation import CHARS_PER_TOKEN, messages_text
 from .anthropic_request import to_chat_body
-from .dialects import answer_of, cached_tokens, sse_events
+from .dialects import answer_of, sse_events
 from .errors import error_payload, retry_after_header, status_of
 from .requests import ChatRequest, parse_chat
 from .streaming import FinalChunk
@@ -45,7 +45,7 @@ def usage_of(out: Outcome) -> dict[str, Any]:
     tally = out.tally
     if tally is None:
         return {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-    cached = min(cached_tokens(tally.usage), tally.prompt_tokens)
+    cached = tally.cached_tokens
     return {"input_tokens": tally.prompt_tokens - cached, "output_tokens": tally.completion_tokens,
             "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached}
 

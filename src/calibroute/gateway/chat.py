@@ -60,6 +60,7 @@ class Outcome:
     prompt: str | None = None
     forcer: ThinkForcer | None = None
     rate_tokens: int | None = None  # tokens the rate limiter charged on admission, settled in ``finish``
+    routed_model: str | None = None  # the router's choice, when affinity kept the conversation on another model
 
     @property
     def model(self) -> str | None:
@@ -120,7 +121,10 @@ class Gateway:
             chat, out.decision = await self.decide(request, dialect)
             if self.affinity is not None:
                 key = conversation_key(chat.body, chat.source)
-                out.decision = self.affinity.apply(key, out.decision, tool_turn=answers_a_tool_call(chat.body))
+                routed = out.decision
+                out.decision = self.affinity.apply(key, routed, tool_turn=answers_a_tool_call(chat.body))
+                if out.decision.model != routed.model:
+                    out.routed_model = routed.model
             out.route, out.stream = chat.route, chat.stream
             out.budget = out.decision.budget
             out.tally = Tally(out.decision.input_tokens_est)
@@ -205,10 +209,23 @@ class Gateway:
 
     # -- accounting -------------------------------------------------------------------------
     def cost(self, out: Outcome) -> tuple[float, float]:
+        """(cost, baseline): cached prompt tokens at each model's cached price."""
         if out.tally is None or out.model is None:
             return 0.0, 0.0
-        p, c = out.tally.prompt_tokens, out.tally.completion_tokens
-        return self.portfolio.model(out.model).cost_usd(p, c), self.largest.cost_usd(p, c)
+        p, c, cached = out.tally.prompt_tokens, out.tally.completion_tokens, out.tally.cached_tokens
+        return self.portfolio.model(out.model).cost_usd(p, c, cached), self.largest.cost_usd(p, c, cached)
+
+    def savings(self, out: Outcome, cost: float) -> tuple[float, float]:
+        """(what the prompt cache saved, what affinity saved): the latter for a turn affinity kept on its model,
+        as the routed model's cost for the same tokens with nothing cached (its cache never saw this
+        conversation) minus this turn's cost; negative when staying cost more."""
+        assert out.tally is not None and out.model is not None
+        spec = self.portfolio.model(out.model)
+        cache_saved = spec.cache_saving_usd(out.tally.cached_tokens)
+        if out.routed_model is None or out.routed_model == out.model:
+            return cache_saved, 0.0
+        routed = self.portfolio.model(out.routed_model)
+        return cache_saved, routed.cost_usd(out.tally.prompt_tokens, out.tally.completion_tokens) - cost
 
     def headers(self, out: Outcome, cost: float | None = None) -> dict[str, str]:
         h = {"x-request-id": out.request_id}
@@ -249,9 +266,11 @@ class Gateway:
             http, status, error, billed = self.verdict(out, exc, streamed)
             cost, baseline = self.cost(out)
             tally = out.tally
-            p = c = r = 0
+            p = c = r = cached = 0
+            cache_saved = affinity_saved = 0.0
             if tally is not None and out.model is not None and billed:
-                p, c, r = tally.prompt_tokens, tally.completion_tokens, tally.reasoning_tokens
+                p, c, r, cached = tally.prompt_tokens, tally.completion_tokens, tally.reasoning_tokens, tally.cached_tokens
+                cache_saved, affinity_saved = self.savings(out, cost)
             else:
                 cost = baseline = 0.0
             self.rates.settle(out.api_key_id, out.rate_tokens, p + c)
@@ -270,6 +289,8 @@ class Gateway:
                 m.tokens.inc("prompt", out.route, cls, model, value=p)
                 m.tokens.inc("completion", out.route, cls, model, value=c)
                 m.tokens.inc("reasoning", out.route, cls, model, value=r)
+                if cached:
+                    m.tokens.inc("cached", out.route, cls, model, value=cached)
                 m.cost.inc(out.route, cls, model, value=cost)
             self.rows.record(LedgerRow(
                 request_id=out.request_id, status=status, http_status=http,
@@ -281,6 +302,7 @@ class Gateway:
                 api_key_id=out.api_key_id, error=error, prompt=out.prompt,
                 confidence=out.decision.confidence if out.decision else None,
                 reason=out.decision.reason if out.decision else None,
+                cached_tokens=cached, cache_saved_usd=cache_saved, affinity_saved_usd=affinity_saved,
             ))
         except Exception:  # the ledger or metrics must never take a response down
             log.exception("could not record request %s", out.request_id)

@@ -81,9 +81,3 @@ def answer_of(data: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]], str
     return (thinking if isinstance(thinking, str) else "", text if isinstance(text, str) else "",
             list(msg.get("tool_calls") or ()), choice.get("finish_reason") or "stop")
 
-
-def cached_tokens(usage: dict[str, Any] | None) -> int:
-    """Prompt tokens the backend served from its cache (OpenAI's ``prompt_tokens_details.cached_tokens``)."""
-    details = (usage or {}).get("prompt_tokens_details")
-    value = details.get("cached_tokens") if isinstance(details, dict) else None
-    return value if isinstance(value, int) and value > 0 else 0

@@ -61,7 +61,7 @@ class GatewayMetrics:
         r = self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Counter(r, "calibroute_requests_total", "Chat requests by outcome.", ("route", "class", "model", "status"))
         self.latency = Histogram(r, "calibroute_request_duration_seconds", "Chat request latency (to the last byte).", ("route", "class", "model"))
-        self.tokens = Counter(r, "calibroute_tokens_total", "Tokens by kind (prompt, completion, reasoning).", ("kind", "route", "class", "model"))
+        self.tokens = Counter(r, "calibroute_tokens_total", "Tokens by kind (prompt, completion, reasoning, cached: prompt tokens read from the prompt cache).", ("kind", "route", "class", "model"))
         self.cost = Counter(r, "calibroute_cost_usd_total", "Cost in USD at the portfolio's prices.", ("route", "class", "model"))
         self.fallbacks = Counter(r, "calibroute_fallbacks_total", "Moves to the next model of a route.", ("from_model", "to_model"))
         self.backend_errors = Counter(r, "calibroute_backend_errors_total", "Upstream failures by model and error code.", ("model", "code"))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 
 from ..config import Portfolio
-from .dialects import answer_of, cached_tokens, sse_events
+from .dialects import answer_of, sse_events
 from .errors import error_response
 from .requests import ChatRequest, parse_chat
 from .responses_request import ConversationStore, to_chat_body
@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {"metadata": {}, "tool_choice": "auto", "tools": [], 
 def usage_of(out: Outcome) -> dict[str, Any]:
     tally = out.tally
     p, c, r = (tally.prompt_tokens, tally.completion_tokens, tally.reasoning_tokens) if tally else (0, 0, 0)
-    return {"input_tokens": p, "input_tokens_details": {"cached_tokens": cached_tokens(tally.usage if tally else None)},
+    return {"input_tokens": p, "input_tokens_details": {"cached_tokens": tally.cached_tokens if tally else 0},
             "output_tokens": c, "output_tokens_details": {"reasoning_tokens": r}, "total_tokens": p + c}
 
 

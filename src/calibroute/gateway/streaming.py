@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 
 from ..backends.base import StreamEvent
+from ..backends.usage import cached_from_timings, cached_from_usage
 from ..budgets.forcing import ThinkForcer, estimate_tokens
 from .errors import sse_error
 
@@ -32,11 +33,18 @@ class Tally:
         self.reasoning_estimate = 0
         self.content_estimate = 0
         self.template: dict[str, Any] = {}
+        self.cached_reported: int | None = None  # from the usage object (wins)
+        self.cached_timings: int | None = None  # from llama.cpp's timings
 
     def see(self, data: dict[str, Any]) -> None:
         usage = data.get("usage")
         if isinstance(usage, dict):
             self.usage = usage
+            cached = cached_from_usage(usage)
+            if cached is not None:
+                self.cached_reported = cached
+        if "timings" in data:
+            self.cached_timings = cached_from_timings(data)
         for choice in data.get("choices") or ():
             delta = choice.get("delta") or choice.get("message") or {}
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
@@ -56,6 +64,8 @@ class Tally:
             usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + forcer.unreported_calls * self.prompt_estimate
             usage["completion_tokens"] = usage.get("completion_tokens", 0) + forcer.unreported_tokens
             self.usage = usage
+            if forcer.cached_tokens is not None:
+                self.cached_reported = forcer.cached_tokens
         self.reasoning_estimate = forcer.think_tokens
 
     @property
@@ -76,9 +86,16 @@ class Tally:
             return min(upstream, self.completion_tokens)
         return min(self.reasoning_estimate, self.completion_tokens)
 
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens the backend read from its prompt cache (never more than the prompt)."""
+        cached = self.cached_reported if self.cached_reported is not None else self.cached_timings
+        return min(cached or 0, self.prompt_tokens)
+
     def usage_block(self) -> dict[str, Any]:
         p, c = self.prompt_tokens, self.completion_tokens
         return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c,
+                "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
                 "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens}}
 
 

@@ -35,6 +35,9 @@ class LedgerRow:
     prompt: str | None = None  # only when prompt logging is enabled
     confidence: float | None = None  # the classifier's confidence in task_class
     reason: str | None = None  # the decision's one-sentence reason
+    cached_tokens: int = 0  # of prompt_tokens, read from the backend's prompt cache (priced at the cached price)
+    cache_saved_usd: float = 0.0  # what those cached tokens saved against the model's full input price
+    affinity_saved_usd: float = 0.0  # a turn affinity kept on its model: the routed model's cost minus this (may be < 0)
     created_at: datetime = field(default_factory=utcnow)
 
 

@@ -175,9 +175,11 @@ def summary(engine: Engine, window: Window) -> dict[str, Any]:
     t = rows[0] if rows else dict.fromkeys(_metrics(tables.requests_hourly), 0)
     n = int(t["requests"])
     counts = {k: int(t[k]) for k in ("requests", "errors", "prompt_tokens", "completion_tokens", "reasoning_tokens",
-                                      "fallbacks", "low_confidence", "escalations")}
+                                      "cached_tokens", "fallbacks", "low_confidence", "escalations")}
     shares = {f"{k.rstrip('s')}_share": (t[k] / n if n else None) for k in ("fallbacks", "low_confidence", "escalations")}
-    return {"window": window.to_dict(), **counts, **_money(float(t["cost_usd"]), float(t["baseline_cost_usd"])), **shares}
+    cache = {k: float(t[k]) for k in ("cache_saved_usd", "affinity_saved_usd")}
+    return {"window": window.to_dict(), **counts, **_money(float(t["cost_usd"]), float(t["baseline_cost_usd"])), **cache,
+            **shares}
 
 
 def _none(value: str) -> str:

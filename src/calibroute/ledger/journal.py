@@ -46,7 +46,8 @@ DEAD_LETTER = "dead-letter.jsonl"
 # request path, and field names would double it.
 JOURNAL_FIELDS = ("created_at", "prompt", "request_id", "status", "http_status", "task_class", "model", "route_rule",
                   "budget", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost_usd", "baseline_cost_usd",
-                  "latency_ms", "fallback_path", "stream", "api_key_id", "error", "confidence", "reason")
+                  "latency_ms", "fallback_path", "stream", "api_key_id", "error", "confidence", "reason",
+                  "cached_tokens", "cache_saved_usd", "affinity_saved_usd")
 _ROW_FIELDS = {f.name for f in fields(LedgerRow)}
 _values = operator.attrgetter(*JOURNAL_FIELDS[2:])
 # ensure_ascii: any str, lone surrogates included, is escaped into valid ASCII JSON

@@ -75,6 +75,17 @@ def m005_unique_request_id(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE UNIQUE INDEX ux_requests_request_id ON requests (request_id)")
 
 
+@migration
+def m006_cached_input(conn: Connection) -> None:
+    """Cached prompt tokens, what the cache saved and what affinity saved, on each row and in the hourly rollups
+    (existing rows and rollups read 0: nothing was recorded before)."""
+    tables.requests.create(conn, checkfirst=True)
+    for table in (tables.requests, tables.requests_hourly, tables.requests_hourly_by_key):
+        table.create(conn, checkfirst=True)
+        for name in ("cached_tokens", "cache_saved_usd", "affinity_saved_usd"):
+            add_column_if_missing(conn, table.name, table.c[name])
+
+
 def add_column_if_missing(conn: Connection, table: str, column: Column[object]) -> None:
     """``ALTER TABLE ... ADD COLUMN`` unless the column exists (for future migrations)."""
     if column.name in {c["name"] for c in inspect(conn).get_columns(table)}:

@@ -53,6 +53,9 @@ class SpendLine:
     cost_usd: float = 0.0
     baseline_cost_usd: float = 0.0
     label: str = ""  # e.g. the key's name when grouping by key
+    cached_tokens: int = 0  # prompt tokens read from the backends' prompt caches (priced at the cached price)
+    cache_saved_usd: float = 0.0  # what those cost less than fresh input
+    affinity_saved_usd: float = 0.0  # on turns affinity kept on their model: routed model's cost - actual (may be < 0)
 
     @property
     def savings_usd(self) -> float:
@@ -93,6 +96,9 @@ def _totals(engine: Engine, column: str | None, since: datetime | None, until: d
         func.coalesce(func.sum(t.c.reasoning_tokens), 0),
         func.coalesce(func.sum(t.c.cost_usd), 0.0),
         func.coalesce(func.sum(t.c.baseline_cost_usd), 0.0),
+        func.coalesce(func.sum(t.c.cached_tokens), 0),
+        func.coalesce(func.sum(t.c.cache_saved_usd), 0.0),
+        func.coalesce(func.sum(t.c.affinity_saved_usd), 0.0),
     ]
     query = select(*([group_col] if group_col is not None else []), *cols).where(t.c.created_at < tables.as_utc(until))
     if since is not None:
@@ -108,7 +114,8 @@ def _totals(engine: Engine, column: str | None, since: datetime | None, until: d
             group=str(name) if name is not None else "(none)",
             requests=int(nums[0]), errors=int(nums[1]), prompt_tokens=int(nums[2]),
             completion_tokens=int(nums[3]), reasoning_tokens=int(nums[4]),
-            cost_usd=float(nums[5]), baseline_cost_usd=float(nums[6]),
+            cost_usd=float(nums[5]), baseline_cost_usd=float(nums[6]), cached_tokens=int(nums[7]),
+            cache_saved_usd=float(nums[8]), affinity_saved_usd=float(nums[9]),
         ))
     return sorted(lines, key=lambda line: (-line.cost_usd, line.group))
 

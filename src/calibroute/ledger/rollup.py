@@ -35,7 +35,8 @@ _IN_PROCESS = threading.Lock()  # the page's parallel reads wait for one refresh
 _t = tables.requests
 _h = tables.requests_hourly
 _k = tables.requests_hourly_by_key
-SUMS = ("requests", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost_usd", "baseline_cost_usd")
+SUMS = ("requests", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost_usd", "baseline_cost_usd",
+        "cached_tokens", "cache_saved_usd", "affinity_saved_usd")
 
 
 def hour_text(engine_or_conn: Engine | Connection) -> ColumnElement[Any]:

@@ -190,6 +190,9 @@ def row_values(row: LedgerRow, store_prompts: bool) -> dict[str, Any]:
         "prompt": safe_text(row.prompt) if store_prompts else None,
         "confidence": None if row.confidence is None else _float(row.confidence),
         "reason": safe_text(row.reason),
+        "cached_tokens": _int(row.cached_tokens),
+        "cache_saved_usd": _float(row.cache_saved_usd),
+        "affinity_saved_usd": _float(row.affinity_saved_usd),
     }
 
 

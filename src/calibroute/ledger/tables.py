@@ -48,6 +48,9 @@ requests = Table(
     Column("prompt", Text, nullable=True),  # only with store_prompts
     Column("confidence", Float, nullable=True),  # the classifier's confidence in task_class
     Column("reason", Text, nullable=True),  # the decision's one-sentence reason
+    Column("cached_tokens", Integer, nullable=False, default=0, server_default="0"),  # prompt tokens read from cache
+    Column("cache_saved_usd", Float, nullable=False, default=0.0, server_default="0"),
+    Column("affinity_saved_usd", Float, nullable=False, default=0.0, server_default="0"),
     Index("ix_requests_created_at", "created_at"),
     Index("ix_requests_api_key_id", "api_key_id"),
     # the dashboard's "last N requests" filtered by class / model / status, newest first
@@ -85,6 +88,15 @@ spend_reservations = Table(
 # The dashboard's hourly rollups of ``requests`` (see rollup.py): hour is 'YYYY-MM-DD HH' in UTC;
 # a missing class / model / key is '' so the unique keys can be upserted.
 _ROLLUP_SUMS = ("requests", "prompt_tokens", "completion_tokens", "reasoning_tokens")
+
+
+def _cache_sums() -> list[Column[object]]:
+    """Sums added later (m006), with a server default so the migration can add them to existing rollups."""
+    return [Column("cached_tokens", Integer, nullable=False, server_default="0"),
+            Column("cache_saved_usd", Float, nullable=False, server_default="0"),
+            Column("affinity_saved_usd", Float, nullable=False, server_default="0")]
+
+
 requests_hourly = Table(
     "requests_hourly",
     metadata,
@@ -98,6 +110,7 @@ requests_hourly = Table(
     *(Column(name, Integer, nullable=False) for name in _ROLLUP_SUMS),
     Column("cost_usd", Float, nullable=False),
     Column("baseline_cost_usd", Float, nullable=False),
+    *_cache_sums(),
     Index("ux_requests_hourly", "hour", "task_class", "model", "status", "http_status", "route_rule", "fell_back",
           unique=True),
 )
@@ -109,6 +122,7 @@ requests_hourly_by_key = Table(
     *(Column(name, Integer, nullable=False) for name in _ROLLUP_SUMS),
     Column("cost_usd", Float, nullable=False),
     Column("baseline_cost_usd", Float, nullable=False),
+    *_cache_sums(),
     Index("ux_requests_hourly_by_key", "hour", "api_key_id", unique=True),
 )
 rollup_state = Table(
