@@ -277,3 +277,29 @@ def test_one_journal_serves_one_run_at_a_time(tmp_path) -> None:
     with Journal(tmp_path / "j.jsonl"), pytest.raises(InputError, match="in use by another shoot-out"):
         Journal(tmp_path / "j.jsonl")
     Journal(tmp_path / "j.jsonl").close()
+
+
+def test_ctrl_c_writes_the_finished_outcomes_and_exits_130(tmp_path, fakes) -> None:
+    models, urls = fakes
+    write_tasks(tmp_path / "tasks.jsonl")
+    models["strong"].delay_s = 0.15
+    args = shootout_args(tmp_path, urls, "strong", "--concurrency", "1")
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.Popen([sys.executable, "-c", "from calibroute.cli import main; main()", "shootout", *args],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_journal_calls(tmp_path / "out.jsonl.journal.jsonl")) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err.decode()
+    assert "interrupted" in err.decode()
+    finished = {c["task_id"] for c in _journal_calls(tmp_path / "out.jsonl.journal.jsonl")}
+    written = {r["prompt_id"] for r in rows_of(tmp_path / "out.jsonl")}
+    assert written and written <= finished and len(written) >= len(finished) - 1  # at most one was being graded

@@ -55,7 +55,8 @@ def _finish(journal: Journal, keys: list[str], out: Path | None, plot: Path | No
     from ..outcomes import write_outcomes
     from ..shootout.report import outcome_rows
 
-    records = [journal.records[k] for k in keys if k in journal.records]
+    # a call journaled but not yet graded (interrupted in between) is graded on resume, not written as a 0
+    records = [r for k in keys if (r := journal.records.get(k)) is not None and (r.graded or r.status != "ok")]
     if not records:
         return records
     rows = summarise(records)
