@@ -220,7 +220,8 @@ class Shootout:
         rec.ttft_s, rec.latency_s, rec.attempts = gen.ttft_s, gen.latency_s, gen.attempts
         decode_s = gen.latency_s - (gen.ttft_s or 0.0)
         rec.tokens_per_s = t.completion_tokens / decode_s if decode_s > 0 and t.completion_tokens > 1 else None
-        rec.cost_usd = spec.cost_usd(t.prompt_tokens, t.completion_tokens)
+        rec.cached_tokens = t.cached_tokens
+        rec.cost_usd = spec.cost_usd(t.prompt_tokens, t.completion_tokens, t.cached_tokens)
         return rec
 
     async def generate(self, model: str, budget: Budget, messages: list[dict[str, Any]]) -> Generation:
@@ -287,7 +288,8 @@ class Shootout:
         try:
             gen = await self.generate(judge, Budget(max_output_tokens=self.run_settings.judge_max_tokens),
                                       judge_messages(cell.task, answer))
-            cost = self.specs[judge].cost_usd(gen.tally.prompt_tokens, gen.tally.completion_tokens)
+            t = gen.tally
+            cost = self.specs[judge].cost_usd(t.prompt_tokens, t.completion_tokens, t.cached_tokens)
             parsed = parse_judge_score(gen.text)
             if parsed is None:
                 error = f"judge gave no score: {gen.text[-120:]!r}"

@@ -45,6 +45,7 @@ class CallRecord:
     input_tokens: int = 0
     output_tokens: int = 0  # every generated token, reasoning included
     reasoning_tokens: int = 0
+    cached_tokens: int = 0  # of the input tokens, read from the prompt cache (priced at the cached price)
     ttft_s: float | None = None
     latency_s: float | None = None
     tokens_per_s: float | None = None
