@@ -98,6 +98,26 @@ def test_reasoning_comes_back_as_a_thinking_block(gw, claude, stream):
         msg = claude.messages.create(model="mid", max_tokens=100, messages=HI)
     assert [b.type for b in msg.content] == ["thinking", "text"]
     assert msg.content[0].thinking == "Let me see." and msg.content[1].text == "Hello from mid."
+    signer = gw.app.gateway.dialects["/v1/messages"].signer
+    assert signer.verify("Let me see.", msg.content[0].signature)  # streamed: the signature_delta, assembled by the SDK
+    assert not signer.verify("Let me see!", msg.content[0].signature)
+
+
+def test_signed_thinking_sent_back_is_accepted_and_never_forwarded(gw, claude):
+    """A tool-use continuation carries the thinking block back, as clients must; the backend never sees it."""
+    gw.fakes["mid"].reasoning = "I need the weather."
+    gw.fakes["mid"].tool_call = ("get_weather", '{"city": "Paris"}')
+    history = [{"role": "user", "content": "Weather in Paris?"}]
+    first = claude.messages.create(model="mid", max_tokens=200, tools=[WEATHER], messages=history)
+    thinking, call = first.content[0], first.content[-1]
+    history += [{"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "18C"}]}]
+    forged = {"type": "thinking", "thinking": "something else", "signature": thinking.signature}
+    for sent_back in (history, [*history[:1], {"role": "assistant", "content": [forged, history[1]["content"][-1]]},
+                                history[2]]):
+        answer = claude.messages.create(model="mid", max_tokens=200, tools=[WEATHER], messages=sent_back)
+        assert answer.content[-1].text == "The tool said: 18C"
+        assert "I need the weather" not in str(gw.fakes["mid"].requests[-1]["messages"])
 
 
 def test_client_thinking_settings_only_lower_the_routed_budget(gw, claude):

@@ -92,17 +92,18 @@ def test_raw_stream_has_the_documented_events_in_order(gw):
     payloads = [json.loads(lines[1].removeprefix("data: ")) for lines in events]
     assert all(p["type"] == n for n, p in zip(names, payloads))  # the SSE event name matches the data's type
     assert names == ["message_start", "ping",
-                     "content_block_start", "content_block_delta", "content_block_stop",  # thinking
+                     "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",  # thinking
                      "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",  # tool_use
                      "message_delta", "message_stop"]
     start = payloads[0]["message"]
     assert start["content"] == [] and start["stop_reason"] is None and set(start["usage"]) >= {"input_tokens", "output_tokens"}
     assert payloads[2]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
     assert payloads[3]["delta"] == {"type": "thinking_delta", "thinking": "Hmm."}
-    assert payloads[5]["content_block"]["type"] == "tool_use" and payloads[5]["index"] == 1
-    assert "".join(p["delta"]["partial_json"] for p in payloads[6:8]) == '{"a": 1}'
-    usage = payloads[9]["usage"]
-    assert payloads[9]["delta"]["stop_reason"] == "tool_use"
+    assert payloads[4]["delta"]["type"] == "signature_delta" and payloads[4]["delta"]["signature"]  # last, as Anthropic's
+    assert payloads[6]["content_block"]["type"] == "tool_use" and payloads[6]["index"] == 1
+    assert "".join(p["delta"]["partial_json"] for p in payloads[7:9]) == '{"a": 1}'
+    usage = payloads[10]["usage"]
+    assert payloads[10]["delta"]["stop_reason"] == "tool_use"
     assert set(usage) == {"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"}
 
 

@@ -124,3 +124,14 @@ def test_client_disconnect_mid_stream_is_recorded_and_the_upstream_closed(gw):
         time.sleep(0.02)
     row = gw.ledger.rows[-1]
     assert (row.status, row.http_status, row.error) == ("error", 499, "client disconnected")
+
+
+def test_non_streamed_tool_call_from_a_think_tags_model_is_kept(gw, client):
+    """Forcing reads a think-tags model's stream even for a whole answer; the tool call must survive assembly."""
+    gw.fakes["thinker"].tool_call = ("get_weather", '{"city": "Paris"}')
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    reply = client.chat.completions.create(model="thinker", messages=USER, tools=[tool])
+    assert gw.fakes["thinker"].requests[-1]["stream"] is True  # the forcing path
+    (call,) = reply.choices[0].message.tool_calls
+    assert call.id == "call_fake1" and call.function.name == "get_weather" and call.function.arguments == '{"city": "Paris"}'
+    assert reply.choices[0].finish_reason == "tool_calls"

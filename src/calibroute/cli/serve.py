@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -23,6 +24,7 @@ def serve(
     request_timeout: Annotated[float, typer.Option(help="seconds per request over all retries and fallbacks (504)")] = 600.0,
     body_timeout: Annotated[float, typer.Option(help="seconds a client has to send its request body (408)")] = 30.0,
     affinity: Annotated[bool, typer.Option(help="keep each conversation on its model (moves only upward; tool turns stay)")] = False,
+    thinking_key: Annotated[Optional[str], typer.Option(envvar="CALIBROUTE_THINKING_KEY", show_default=False, help="key that signs /v1/messages thinking blocks; give replicas the same one (default: random, shared by this gateway's workers)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="worker processes sharing the port (each with its own connections; /metrics sums them)")] = 1,
     ui_token: Annotated[Optional[str], typer.Option(envvar="CALIBROUTE_UI_TOKEN", help="bearer token for the /ui dashboard (needed when API keys are on or the address is not loopback)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
@@ -41,7 +43,8 @@ def serve(
                                    max_body_bytes=max_body_bytes, retries=retries,
                                    breaker_cooldown_s=breaker_cooldown, request_timeout_s=request_timeout,
                                    body_timeout_s=body_timeout, reservation_ttl_s=reservation_ttl,
-                                   redis_url=redis_url, ui_token=ui_token, affinity=affinity)
+                                   redis_url=redis_url, ui_token=ui_token, affinity=affinity,
+                                   thinking_key=thinking_key or secrets.token_hex(32))
     except ValueError as exc:
         raise ConfigError(f"invalid option: {exc}") from None
     where = describe(resolve_url(settings.ledger))

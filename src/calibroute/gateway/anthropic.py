@@ -24,6 +24,7 @@ from .dialects import answer_of, sse_events
 from .errors import error_payload, retry_after_header, status_of
 from .requests import ChatRequest, parse_chat
 from .streaming import FinalChunk
+from .thinking_signature import ThinkingSigner
 
 if TYPE_CHECKING:
     from .chat import Outcome
@@ -63,6 +64,9 @@ def _event(kind: str, data: dict[str, Any]) -> bytes:
 
 
 class AnthropicDialect:
+    def __init__(self, signer: ThinkingSigner | None = None) -> None:
+        self.signer = signer or ThinkingSigner()
+
     def parse(self, obj: dict[str, Any], portfolio: Portfolio) -> ChatRequest:
         body, cap = to_chat_body(obj)
         chat = parse_chat(body, portfolio)
@@ -76,7 +80,7 @@ class AnthropicDialect:
         thinking, text, calls, finish = answer_of(data)
         content: list[dict[str, Any]] = []
         if thinking:
-            content.append({"type": "thinking", "thinking": thinking, "signature": ""})
+            content.append({"type": "thinking", "thinking": thinking, "signature": self.signer.sign(thinking)})
         if text:
             content.append({"type": "text", "text": text})
         for call in calls:
@@ -102,6 +106,7 @@ class AnthropicStream:
         self.dialect, self.out = dialect, out
         self.index = -1
         self.open: str | None = None  # "thinking", "text" or "tool:<upstream index>"
+        self.thinking: list[str] = []  # the open thinking block's text, signed when it closes
         self.finish_reason: str | None = None
 
     def _switch(self, key: str, block: dict[str, Any]) -> list[bytes]:
@@ -116,8 +121,15 @@ class AnthropicStream:
     def _close(self) -> list[bytes]:
         if self.open is None:
             return []
+        events = []
+        if self.open == "thinking":  # as Anthropic does: the signature arrives last, as a signature_delta
+            signature = self.dialect.signer.sign("".join(self.thinking))
+            self.thinking = []
+            events.append(_event("content_block_delta", {"index": self.index, "delta": {
+                "type": "signature_delta", "signature": signature}}))
         self.open = None
-        return [_event("content_block_stop", {"index": self.index})]
+        events.append(_event("content_block_stop", {"index": self.index}))
+        return events
 
     def translate(self, data: dict[str, Any]) -> list[bytes]:
         events: list[bytes] = []
@@ -126,6 +138,7 @@ class AnthropicStream:
             thinking = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(thinking, str) and thinking:
                 events += self._switch("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+                self.thinking.append(thinking)
                 events.append(_event("content_block_delta", {"index": self.index,
                                                              "delta": {"type": "thinking_delta", "thinking": thinking}}))
             text = delta.get("content")

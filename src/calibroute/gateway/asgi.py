@@ -18,16 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from .anthropic import ANTHROPIC
 from .chat import Gateway
-from .dialects import CHAT, Dialect
-from .responses import RESPONSES
 from .errors import ClientDisconnected
 from .guard import cancel_on_disconnect
 from .streaming import FinalChunk
 
-CHAT_PATH = "/v1/chat/completions"
-DIALECTS: dict[str, Dialect] = {CHAT_PATH: CHAT, "/v1/messages": ANTHROPIC, "/v1/responses": RESPONSES}
 
 
 class GatewayApp:
@@ -41,7 +36,7 @@ class GatewayApp:
         return self.starlette.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        dialect = DIALECTS.get(scope["path"]) if scope["type"] == "http" else None
+        dialect = self.gateway.dialects.get(scope["path"]) if scope["type"] == "http" else None
         if dialect is not None and scope["method"] == "POST" and not scope.get("root_path"):
             scope["app"] = self.starlette  # what request.app would be on the Starlette path
             response = await self.gateway.chat(Request(scope, receive), dialect)

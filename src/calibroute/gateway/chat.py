@@ -29,6 +29,7 @@ from ..ledger.base import LedgerRow, LedgerSink
 from ..router import Router
 from ..types import Decision
 from .affinity import Affinity, answers_a_tool_call, conversation_key
+from .anthropic import AnthropicDialect
 from .dialects import CHAT, Dialect
 from .errors import ClientDisconnected, RateLimited, SpendLimitExceeded, Unauthorized, status_of
 from .fallback import Attempted, Fallback
@@ -39,7 +40,9 @@ from .requests import ChatRequest, parse_json_object, read_body
 from .settings import GatewaySettings
 from .ratelimit import RateLimiter
 from .spend import SpendGuard
+from .responses import RESPONSES
 from .streaming import Tally, assemble, relay
+from .thinking_signature import ThinkingSigner
 
 log = logging.getLogger("calibroute.gateway")
 
@@ -79,6 +82,9 @@ class Gateway:
         self._ids = itertools.count(1)
         self._id_prefix = "req_" + secrets.token_hex(8)  # 64 bits: ids stay unique across processes sharing a ledger
         self.affinity = Affinity(portfolio) if settings.affinity else None
+        # The client APIs by path; each gateway signs its own thinking blocks.
+        self.dialects: dict[str, Dialect] = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES,
+                                             "/v1/messages": AnthropicDialect(ThinkingSigner(settings.thinking_key))}
         self.spend = SpendGuard(ledger, portfolio, settings.reservation_ttl_s)
         self.rates = RateLimiter(ledger, settings.redis_url)
         self.fallback = Fallback(metrics, retries=settings.retries, backoff_s=settings.backoff_s,

@@ -13,7 +13,6 @@ from .anthropic import ANTHROPIC, count_input_tokens
 from .chat import Gateway
 from .errors import error_response
 from .requests import parse_json_object, read_body
-from .responses import RESPONSES
 
 
 def _gateway(request: Request) -> Gateway:
@@ -31,7 +30,8 @@ async def chat_completions(request: Request) -> Response:
 
 async def messages(request: Request) -> Response:
     """Anthropic Messages (reached here only under a root_path mount; the ASGI entry point takes it otherwise)."""
-    return await _gateway(request).chat(request, ANTHROPIC)
+    gw = _gateway(request)
+    return await gw.chat(request, gw.dialects["/v1/messages"])
 
 
 async def count_tokens(request: Request) -> Response:
@@ -47,7 +47,8 @@ async def count_tokens(request: Request) -> Response:
 
 async def responses(request: Request) -> Response:
     """OpenAI Responses (reached here only under a root_path mount, like ``messages``)."""
-    return await _gateway(request).chat(request, RESPONSES)
+    gw = _gateway(request)
+    return await gw.chat(request, gw.dialects["/v1/responses"])
 
 
 async def route_only(request: Request) -> Response:

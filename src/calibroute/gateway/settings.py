@@ -41,6 +41,10 @@ class GatewaySettings(BaseModel):
     reservation_ttl_s: float = Field(default=900.0, gt=0, description="spend reservations of a process that died are released after this long")
     redis_url: str | None = Field(default=None, description="redis:// URL: per-key rate limits shared by every process; None: per process")
     affinity: bool = Field(default=False, description="keep a conversation on its model: it moves only upward, tool turns never")
+    thinking_key: str | None = Field(
+        default=None, repr=False,
+        description="key that signs /v1/messages thinking blocks (HMAC); None: a random key per gateway",
+    )
     max_connections: int = Field(default=200, ge=1, description="connection pool size per backend")
     native_thinking_budget: list[str] = Field(
         default_factory=list, description="enable_thinking models whose server takes vLLM's per-request thinking_token_budget"

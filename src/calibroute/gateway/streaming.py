@@ -155,25 +155,53 @@ async def relay(
         raise
 
 
+def _merge_tool_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
+    """Add one streamed tool-call delta (keyed by its index; arguments arrive in pieces) to ``calls``."""
+    index = delta.get("index", 0)
+    call = calls.setdefault(index if isinstance(index, int) else 0,
+                            {"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+    if isinstance(delta.get("id"), str):
+        call["id"] = delta["id"]
+    fn = delta.get("function") or {}
+    if isinstance(fn.get("name"), str):
+        call["function"]["name"] += fn["name"]
+    if isinstance(fn.get("arguments"), str):
+        call["function"]["arguments"] += fn["arguments"]
+
+
 async def assemble(events: AsyncIterator[StreamEvent], tally: Tally, forcer: ThinkForcer | None) -> dict[str, Any]:
-    """A non-streamed chat.completion built from a stream (used when forcing needs the stream)."""
+    """A non-streamed chat.completion built from a stream (used when forcing needs the stream): content, the
+    backend's separate reasoning, and tool calls (their argument pieces joined)."""
     parts: list[str] = []
+    reasoning: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
     finish_reason: str | None = None
     async for ev in events:
         tally.see(ev.data)
         for choice in ev.data.get("choices") or ():
-            content = (choice.get("delta") or {}).get("content")
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
             if isinstance(content, str):
                 parts.append(content)
+            thought = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(thought, str):
+                reasoning.append(thought)
+            for call in delta.get("tool_calls") or ():
+                if isinstance(call, dict):
+                    _merge_tool_call(calls, call)
             finish_reason = choice.get("finish_reason") or finish_reason
     if forcer is not None:
         tally.adopt(forcer)
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(parts) if parts or not calls else None}
+    if reasoning:
+        message["reasoning_content"] = "".join(reasoning)
+    if calls:
+        message["tool_calls"] = [calls[i] for i in sorted(calls)]
     return {
         "id": tally.template.get("id", "chatcmpl-calibroute"),
         "object": "chat.completion",
         "created": tally.template.get("created", int(time.time())),
         "model": tally.template.get("model", ""),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(parts)},
-                     "finish_reason": finish_reason or "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason or "stop"}],
         "usage": tally.usage_block(),
     }
