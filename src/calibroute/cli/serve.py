@@ -24,7 +24,7 @@ def serve(
     request_timeout: Annotated[float, typer.Option(help="seconds per request over all retries and fallbacks (504)")] = 600.0,
     body_timeout: Annotated[float, typer.Option(help="seconds a client has to send its request body (408)")] = 30.0,
     affinity: Annotated[bool, typer.Option(help="keep each conversation on its model (moves only upward; tool turns stay)")] = False,
-    thinking_key: Annotated[Optional[str], typer.Option(envvar="CALIBROUTE_THINKING_KEY", show_default=False, help="key that signs /v1/messages thinking blocks; give replicas the same one (default: random, shared by this gateway's workers)")] = None,
+    thinking_key: Annotated[str | None, typer.Option(envvar="CALIBROUTE_THINKING_KEY", show_default=False, help="key that signs /v1/messages thinking blocks; give replicas the same one (default: random, shared by this gateway's workers)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="worker processes sharing the port (each with its own connections; /metrics sums them)")] = 1,
     ui_token: Annotated[Optional[str], typer.Option(envvar="CALIBROUTE_UI_TOKEN", help="bearer token for the /ui dashboard (needed when API keys are on or the address is not loopback)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
