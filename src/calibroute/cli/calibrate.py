@@ -1,4 +1,4 @@
-"""``calibroute calibrate budgets``: choose budget settings from accuracy-vs-budget data."""
+"""``calibroute calibrate budgets`` and ``calibrate routing``: settings chosen from data."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from ..budgets.budget_files import load_budget_data
 from ..budgets.calibrate import CalibrationSettings, Pick, calibrate
 from ..errors import InputError
 from ..types import class_from_hint
+from .files import write_text
+from .routing_report import run_routing
 
 calibrate_app = typer.Typer(no_args_is_help=True, help="Calibrate routing settings from data.")
 err_console = Console(stderr=True)
@@ -83,7 +85,7 @@ def budgets(
             err_console.print(f"note: {p.model} / {p.benchmark}: {note}", markup=False, highlight=False)
     if json_out is not None:
         payload = {"picks": [p.to_json() for p in picks], "settings": vars(cfg) | {"data": str(data)}}
-        _write(json_out, json.dumps(payload, indent=2) + "\n")
+        write_text(json_out, json.dumps(payload, indent=2) + "\n")
     if out is not None:
         from ..budgets.calibrate_report import write_report
 
@@ -93,16 +95,27 @@ def budgets(
         from ..budgets.emit import emit_config as render
 
         command = "calibroute " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        _write(emit_config, render(picks, ladders, classes, command))
+        write_text(emit_config, render(picks, ladders, classes, command))
         err_console.print(f"wrote route budgets to {emit_config}", highlight=False)
 
 
-def _write(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+@calibrate_app.command("routing")
+def routing(
+    source: Annotated[str, typer.Argument(help="dataset name (routellm-gsm8k, routellm-mmlu, routerbench, dcrouter, ...) or an outcomes file")],
+    epsilon: Annotated[float, typer.Option("--epsilon", help="allowed relative quality loss vs always-strongest")] = 0.05,
+    delta: Annotated[float, typer.Option("--delta", help="allowed probability that the guarantee fails")] = 0.1,
+    splits: Annotated[int, typer.Option(min=1, max=10_000, help="random calibration/test splits to check the guarantee on")] = 1,
+    calibration_share: Annotated[float, typer.Option(help="share of the prompts used to calibrate; the rest tests")] = 0.5,
+    seed: Annotated[int, typer.Option(help="seed of the first split (split i uses seed + i)")] = 0,
+    strong: Annotated[Optional[str], typer.Option(help="the strongest model (default: best mean quality on the calibration split)")] = None,
+    weak: Annotated[Optional[str], typer.Option(help="the model to escalate from (default: the cheapest certified)")] = None,
+    prices: Annotated[Optional[Path], typer.Option(help="JSON/YAML {model: {input, output}} USD per Mtok")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="portfolio whose model prices fill missing costs")] = None,
+    write: Annotated[Optional[Path], typer.Option("--write", help="set routing.escalation.threshold in this portfolio YAML")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="write every split's result as JSON here")] = None,
+) -> None:
+    """Escalation threshold with a guarantee: routed quality >= (1 - eps) x always-strongest, w.p. >= 1 - delta."""
+    run_routing(source, epsilon, delta, splits, calibration_share, seed, strong, weak, prices, config, write, json_out)
 
 
 def register(app: typer.Typer) -> None:

@@ -184,10 +184,12 @@ def pareto_chain(mean_cost: np.ndarray, mean_quality: np.ndarray) -> list[int]:
     return chain
 
 
-def default_pair(mean_cost: np.ndarray, mean_quality: np.ndarray, near: float = 0.9) -> tuple[int, int]:
-    """(strong, weak): the best model, and the cheapest one within ``near`` of its quality (else the next
-    best on the Pareto front below it)."""
-    strong = int(np.argmax(mean_quality - 1e-12 * mean_cost))
+def default_pair(mean_cost: np.ndarray, mean_quality: np.ndarray, near: float = 0.9,
+                 strong: int | None = None) -> tuple[int, int]:
+    """(strong, weak): the best model (or ``strong``), and the cheapest one within ``near`` of its quality
+    (else the next best on the Pareto front below it)."""
+    if strong is None:
+        strong = int(np.argmax(mean_quality - 1e-12 * mean_cost))
     cheaper = [j for j in range(len(mean_cost)) if j != strong and mean_cost[j] < mean_cost[strong]]
     if not cheaper:
         cheaper = [j for j in range(len(mean_cost)) if j != strong]
