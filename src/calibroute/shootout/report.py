@@ -98,10 +98,11 @@ def summarise(records: Iterable[CallRecord]) -> list[SummaryRow]:
 
 
 def pareto_front(rows: list[SummaryRow]) -> list[SummaryRow]:
-    """Rows no other row beats on both cost (lower) and accuracy (higher), cheapest first."""
+    """Rows no other row beats on both cost (lower) and accuracy (higher), cheapest first; exact ties all stay."""
     front: list[SummaryRow] = []
     for row in sorted(rows, key=lambda r: (r.usd_per_1k, -r.accuracy)):
-        if not front or row.accuracy > front[-1].accuracy:
+        tie = bool(front) and (row.usd_per_1k, row.accuracy) == (front[-1].usd_per_1k, front[-1].accuracy)
+        if not front or row.accuracy > front[-1].accuracy or tie:
             front.append(row)
     return front
 
