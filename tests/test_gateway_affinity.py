@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from fake_backend import fresh_stack, gateway_stack, reset
 
@@ -87,3 +89,20 @@ def portfolio_and_decisions(servers):
         return router.decide(messages=[{"role": "user", "content": text}], hints=Hints(model=model))
 
     return Affinity(portfolio), decide
+
+
+def test_a_conversation_leaves_a_far_dearer_model_when_staying_costs_more(portfolio_and_decisions):
+    """Escalated to the dearest model for one hard turn, a conversation of cheap turns goes back down: the cache
+    discount on the dear model does not pay for its price; it lands on the cheapest model for the turn among the
+    routed one and those it has been on (whose caches hold it)."""
+    affinity, decide = portfolio_and_decisions
+    affinity.apply("k", decide(SIMPLE_TURN), tool_turn=False, tokens=10_000)  # mid
+    dear = decide(HARD_TURN)
+    claude = replace(dear, model="claude", fallbacks=[])  # the route's escalation rung (5 / 10 per million)
+    assert affinity.apply("k", claude, tool_turn=False, tokens=10_100).model == "claude"
+    assert affinity.apply("k", decide(SIMPLE_TURN), tool_turn=True, tokens=10_200).model == "claude"  # tool turn stays
+    back = affinity.apply("k", decide(SIMPLE_TURN), tool_turn=False, tokens=10_300)
+    assert back.model == "mid" and affinity.released == 1
+    # between models of similar price it stays: thinker (3 / 6) costs under twice what mid (2 / 4) would
+    affinity.apply("j", decide(HARD_TURN), tool_turn=False, tokens=10_000)
+    assert affinity.apply("j", decide(SIMPLE_TURN), tool_turn=False, tokens=10_100).model == "thinker"

@@ -73,8 +73,9 @@ def test_affinity_records_what_staying_on_the_model_saved(servers):
     assert [r.model for r in rows] == ["mid", "thinker", "thinker"] and rows[-1].route_rule == "affinity"
     assert rows[0].affinity_saved_usd == rows[1].affinity_saved_usd == 0.0  # routed where affinity would put them
     kept = rows[-1]
-    mid_full_price = (kept.prompt_tokens * 2.0 + kept.completion_tokens * 4.0) / 1e6  # the routed model, no cache
-    assert kept.cached_tokens == 1 and kept.affinity_saved_usd == pytest.approx(mid_full_price - kept.cost_usd)
+    # the routed model, its cache holding all of this prompt (the first turn sent mid the same text)
+    on_mid = (kept.prompt_tokens * 2.0 * RATIO + kept.completion_tokens * 4.0) / 1e6
+    assert kept.cached_tokens == 1 and kept.affinity_saved_usd == pytest.approx(on_mid - kept.cost_usd)
 
 
 @pytest.mark.parametrize("data, cached", [

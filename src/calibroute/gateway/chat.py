@@ -28,7 +28,7 @@ from ..conversation import messages_text
 from ..ledger.base import LedgerRow, LedgerSink
 from ..router import Router
 from ..types import Decision
-from .affinity import Affinity, answers_a_tool_call, conversation_key
+from .affinity import Affinity, answers_a_tool_call, conversation_key, conversation_tokens
 from .anthropic import AnthropicDialect
 from .dialects import CHAT, Dialect
 from .errors import ClientDisconnected, RateLimited, SpendLimitExceeded, Unauthorized, status_of
@@ -64,6 +64,7 @@ class Outcome:
     forcer: ThinkForcer | None = None
     rate_tokens: int | None = None  # tokens the rate limiter charged on admission, settled in ``finish``
     routed_model: str | None = None  # the router's choice, when affinity kept the conversation on another model
+    routed_cached_share: float = 0.0  # how much of the conversation that model's cache holds, as affinity estimates
 
     @property
     def model(self) -> str | None:
@@ -127,8 +128,9 @@ class Gateway:
             chat, out.decision = await self.decide(request, dialect)
             if self.affinity is not None:
                 key = conversation_key(chat.body, chat.source)
-                routed = out.decision
-                out.decision = self.affinity.apply(key, routed, tool_turn=answers_a_tool_call(chat.body))
+                routed, tokens = out.decision, conversation_tokens(chat.body)
+                out.routed_cached_share = self.affinity.cached_share(key, routed.model, tokens)
+                out.decision = self.affinity.apply(key, routed, tool_turn=answers_a_tool_call(chat.body), tokens=tokens)
                 if out.decision.model != routed.model:
                     out.routed_model = routed.model
             out.route, out.stream = chat.route, chat.stream
@@ -223,15 +225,16 @@ class Gateway:
 
     def savings(self, out: Outcome, cost: float) -> tuple[float, float]:
         """(what the prompt cache saved, what affinity saved): the latter for a turn affinity kept on its model,
-        as the routed model's cost for the same tokens with nothing cached (its cache never saw this
-        conversation) minus this turn's cost; negative when staying cost more."""
+        as the routed model's cost for the same tokens with what its cache held of the conversation (affinity's
+        estimate: what it last sent there) minus this turn's cost; negative when staying cost more."""
         assert out.tally is not None and out.model is not None
         spec = self.portfolio.model(out.model)
         cache_saved = spec.cache_saving_usd(out.tally.cached_tokens)
         if out.routed_model is None or out.routed_model == out.model:
             return cache_saved, 0.0
         routed = self.portfolio.model(out.routed_model)
-        return cache_saved, routed.cost_usd(out.tally.prompt_tokens, out.tally.completion_tokens) - cost
+        p = out.tally.prompt_tokens
+        return cache_saved, routed.cost_usd(p, out.tally.completion_tokens, round(p * out.routed_cached_share)) - cost
 
     def headers(self, out: Outcome, cost: float | None = None) -> dict[str, str]:
         h = {"x-request-id": out.request_id}
