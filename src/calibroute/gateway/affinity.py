@@ -14,12 +14,12 @@ turn of one conversation). Pins live in memory, per process, bounded and expirin
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
 import time
 from collections import OrderedDict
-import dataclasses
 from dataclasses import dataclass, replace
 from typing import Any
 
