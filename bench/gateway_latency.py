@@ -141,6 +141,8 @@ def main() -> None:
 
     def run_target(name: str, url: str, model: str, stream: bool = False) -> None:
         body: dict[str, object] = {"model": model, "messages": MESSAGES, "max_tokens": 64}
+        if url.endswith("/v1/responses"):  # the same request in the Responses API's shape
+            body = {"model": model, "input": MESSAGES[0]["content"], "max_output_tokens": 64}
         if stream:
             body["stream"] = True
         wrk(url, body, 1, 2, work)  # warm-up
@@ -161,6 +163,11 @@ def main() -> None:
             run_target("calibroute", gw + "/v1/chat/completions", "fast")
             run_target("calibroute-auto", gw + "/v1/chat/completions", "auto")
             run_target("calibroute-stream", gw + "/v1/chat/completions", "fast", stream=True)
+            # the agent APIs on the same gateway process, right after chat completions: the same named model
+            run_target("calibroute-messages", gw + "/v1/messages", "fast")
+            run_target("calibroute-responses", gw + "/v1/responses", "fast")
+            run_target("calibroute-messages-stream", gw + "/v1/messages", "fast", stream=True)
+            run_target("calibroute-responses-stream", gw + "/v1/responses", "fast", stream=True)
         if not args.skip_litellm:
             exe = ensure_litellm()
             env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR",
@@ -175,7 +182,22 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(report(results))
+    print(dialect_report(results))
     shutil.rmtree(work, ignore_errors=True)
+
+
+def dialect_report(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """What /v1/messages and /v1/responses add over chat completions, measured in the same gateway process."""
+    lines = ["| endpoint | p50 ms | vs chat p50 ms | ratio | p99 ms |", "|---|---|---|---|---|"]
+    for stream in ("", "-stream"):
+        base = results.get(f"calibroute{stream}", {}).get("latency")
+        for api in ("", "-messages", "-responses"):
+            lat = results.get(f"calibroute{api}{stream}", {}).get("latency")
+            if base is None or lat is None:
+                continue
+            lines.append(f"| {api.strip('-') or 'chat'}{stream} | {lat['p50_ms']:.3f} | {lat['p50_ms'] - base['p50_ms']:+.3f} | "
+                         f"{lat['p50_ms'] / base['p50_ms']:.2f} | {lat['p99_ms']:.3f} |")
+    return "\n".join(lines)
 
 
 def report(results: dict[str, dict[str, dict[str, float]]]) -> str:
