@@ -1,6 +1,8 @@
 """The task classifier on real chat traffic (issue 11): held-out chat sources, follow-ups, thresholds, latency.
 
-    nice python bench/classifier_chat.py [--artifacts DIR] [--compare lexical] [--out docs/bench-classifier-chat.md]
+    nice python bench/classifier_chat.py [--artifacts DIR] [--compare encoder-alone,lexical] [--out docs/bench-classifier-chat.md]
+
+``encoder-alone`` is the shipped encoder without its lexical part (one temperature, as shipped in session 4).
 
 Splits (``classify/chat_data.split_chat``, the same the training uses): the test sources are LIMA and
 InstructionWild, whole sources never trained on (their licenses forbid it); the dev split is 15% of the
@@ -23,7 +25,7 @@ import numpy as np
 from calibroute.classify import load_classifier
 from calibroute.classify.chat_data import ChatRow
 from calibroute.classify.corpus import CLASSES
-from calibroute.classify.encoder import EncoderTaskClassifier, load_encoder_classifier
+from calibroute.classify.encoder import EncoderHead, EncoderTaskClassifier, load_encoder_classifier
 from calibroute.classify.encoder_training import (
     TARGET_ROUTED_ACCURACY,
     build_data,
@@ -59,15 +61,18 @@ def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean(f1s))
 
 
-def routed_stats(p: np.ndarray, y: np.ndarray, t: float) -> dict[str, float]:
+def routed_stats(p: np.ndarray, y: np.ndarray, t: dict[str, float]) -> dict[str, float]:
+    """Routing at one threshold per predicted class; ``fallback_moved`` counts only fallbacks that change the route
+    (a low-confidence GENERAL guess goes to GENERAL either way)."""
     conf, pred = p.max(1), p.argmax(1)
-    kept = conf >= t
+    kept = conf >= np.asarray([t[c] for c in CLASSES])[pred]
     routed = np.where(kept, pred, G)
     severe = sum((int(a), int(b)) in SEVERE for a, b in zip(y, routed))
     return {
         "argmax_acc": float((pred == y).mean()),
         "macro_f1": macro_f1(y, pred),
         "fallback": float(1 - kept.mean()),
+        "fallback_moved": float((~kept & (pred != G)).mean()),
         "acc_kept": float((pred[kept] == y[kept]).mean()) if kept.any() else float("nan"),
         "routed_right": float((routed == y).mean()),
         "routed_macro_f1": macro_f1(y, routed),
@@ -97,6 +102,7 @@ def per_source(rows: list[ChatRow], p: np.ndarray, y: np.ndarray) -> dict[str, f
 
 
 def evaluate(name: str, clf: object, data, min_conf: float | None) -> dict:  # type: ignore[no-untyped-def]
+    """Every metric for ``clf``; thresholds chosen on dev (one per predicted class) unless ``min_conf`` is given."""
     split = data.split
     sets = {"dev": split.dev, "test_sources": split.test_sources, "test_followups": split.test_followups}
     res: dict = {"name": name, "sets": {}}
@@ -105,7 +111,7 @@ def evaluate(name: str, clf: object, data, min_conf: float | None) -> dict:  # t
     chosen = choose_min_confidence(probs["dev"], ys["dev"])
     res["min_confidence_dev"] = chosen
     res["curve_dev"] = coverage_curve(probs["dev"], ys["dev"], [0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9])
-    t = min_conf if min_conf is not None else chosen
+    t = dict.fromkeys(CLASSES, min_conf) if min_conf is not None else chosen
     res["min_confidence"] = t
     for k in sets:
         res["sets"][k] = routed_stats(probs[k], ys[k], t) | {"n": int(ys[k].size)}
@@ -120,7 +126,7 @@ def evaluate(name: str, clf: object, data, min_conf: float | None) -> dict:  # t
     res["pool"] = {s: float((pp[psrc == s].argmax(1) == py[psrc == s]).mean()) for s in sorted(set(psrc))}
     demo = [json.loads(x)["prompt"] for x in Path(__file__).parent.parent.joinpath("src/calibroute/data/sample_prompts.jsonl").read_text().splitlines()]
     dp = proba(clf, [Turn(d) for d in demo])
-    res["demo"] = int(sum(dp[i].argmax() == CLASSES.index(c) and dp[i].max() >= t for i, c in enumerate(DEMO_INTENDED)))
+    res["demo"] = int(sum(dp[i].argmax() == CLASSES.index(c) and dp[i].max() >= t[c] for i, c in enumerate(DEMO_INTENDED)))
     res["latency"] = latency(clf)
     return res
 
@@ -131,10 +137,11 @@ def report(results: list[dict]) -> str:
     def row(label: str, get) -> None:  # type: ignore[no-untyped-def]
         lines.append(f"| {label} | " + " | ".join(get(r) for r in results) + " |")
 
-    row(f"min_confidence (chosen on dev, target {TARGET_ROUTED_ACCURACY} routed accuracy)", lambda r: f"{r['min_confidence']:.2f}")
+    row(f"min_confidence S/R/O/G (chosen on dev, target {TARGET_ROUTED_ACCURACY} routed accuracy)",
+        lambda r: " / ".join(f"{r['min_confidence'][c]:.2f}" for c in CLASSES))
     for k in ("test_sources", "dev", "test_followups"):
         row(f"{k} n", lambda r, k=k: str(r["sets"][k]["n"]))
-        for m in ("macro_f1", "argmax_acc", "fallback", "acc_kept", "routed_right", "routed_macro_f1", "severe"):
+        for m in ("macro_f1", "argmax_acc", "fallback", "fallback_moved", "acc_kept", "routed_right", "routed_macro_f1", "severe"):
             row(f"{k} {m}", lambda r, k=k, m=m: f"{r['sets'][k][m]:.3f}")
     for s in sorted(results[0]["per_source_test"]):
         row(f"test source {s} macro-F1", lambda r, s=s: f"{r['per_source_test'][s]:.3f}")
@@ -151,10 +158,16 @@ def report(results: list[dict]) -> str:
     return "\n".join(lines + curve)
 
 
+def alone(enc: EncoderTaskClassifier) -> EncoderTaskClassifier:
+    """The encoder without its lexical part: its own temperature, the weight set to 0."""
+    h = enc.head
+    return enc.with_head(EncoderHead(h.classes, h.w, h.b, h.temperature, h.meta))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--artifacts", type=Path, help="folder with the encoder artifacts (default: shipped)")
-    ap.add_argument("--compare", default="lexical", help="registered classifiers to compare, comma-separated ('' for none)")
+    ap.add_argument("--compare", default="encoder-alone,lexical", help="registered classifiers to compare, comma-separated ('' for none)")
     ap.add_argument("--min-confidence", type=float, help="evaluate at this threshold instead of the dev-chosen one")
     ap.add_argument("--out", type=Path, help="write the markdown table here")
     ap.add_argument("--json", type=Path, help="write the raw results here")
@@ -163,7 +176,8 @@ def main() -> None:
     enc = load_encoder_classifier(args.artifacts) if args.artifacts else load_classifier("encoder")
     results = [evaluate("encoder", enc, data, args.min_confidence)]
     for name in filter(None, args.compare.split(",")):
-        results.append(evaluate(name, load_classifier(name), data, args.min_confidence))
+        other = alone(enc) if name == "encoder-alone" else load_classifier(name)
+        results.append(evaluate(name, other, data, args.min_confidence))
     md = report(results)
     print(md)
     if args.out:

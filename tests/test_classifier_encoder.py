@@ -12,8 +12,8 @@ from calibroute.classify import load_classifier
 from calibroute.classify.adapt import adapt_head, read_labelled
 from calibroute.classify.chat_data import load_chat_requests, load_followups, split_chat
 from calibroute.classify.corpus import CLASSES
-from calibroute.classify.encoder import ENCODER_HEAD, EncoderHead, encoder, load_encoder_classifier
-from calibroute.classify.encoder_training import choose_min_confidence, coverage_curve, label_ids
+from calibroute.classify.encoder import ENCODER_HEAD, ENCODER_LEXICAL, EncoderHead, encoder, load_encoder_classifier
+from calibroute.classify.encoder_training import choose_min_confidence, coverage_curve, fit_mix, label_ids
 from calibroute.classify.linear import ARTIFACT_DIR
 from calibroute.cli import app
 from calibroute.config import load_portfolio
@@ -68,6 +68,26 @@ def test_missing_or_broken_artifacts_raise_artifact_errors(tmp_path):
         load_encoder_classifier(tmp_path)
 
 
+def test_a_head_that_mixes_lexical_logits_needs_the_lexical_file(tmp_path):
+    shipped = encoder().head
+    for name in ("classifier-encoder.onnx", "classifier-encoder-tokenizer.json"):
+        (tmp_path / name).write_bytes((ARTIFACT_DIR / name).read_bytes())
+    EncoderHead(shipped.classes, shipped.w, shipped.b, shipped.temperature, {}, 0.5).save(tmp_path / ENCODER_HEAD)
+    with pytest.raises(ArtifactError, match=ENCODER_LEXICAL):
+        load_encoder_classifier(tmp_path)
+
+
+def test_the_lexical_weight_is_fitted_to_what_the_lexical_logits_know():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 2000)
+    truth = np.eye(4)[y] * 3
+    encoder_logits = truth * (rng.random((2000, 1)) < 0.6) + rng.normal(0, 1, (2000, 4))  # right on 60 % of rows
+    informative = truth * (rng.random((2000, 1)) < 0.6) + rng.normal(0, 1, (2000, 4))  # right on another 60 %
+    weight, temperature = fit_mix(encoder_logits, informative, y)
+    assert weight >= 0.5 and temperature > 0
+    assert fit_mix(encoder_logits, rng.normal(0, 3, (2000, 4)), y)[0] <= 0.1  # noise gets (almost) no weight
+
+
 @pytest.mark.parametrize(
     ("messages", "expected"),
     [
@@ -119,11 +139,14 @@ def test_shipped_min_confidence_is_the_one_chosen_on_dev():
     assert encoder().head.meta["min_confidence"] == load_portfolio().routing.min_confidence
 
 
-def test_min_confidence_is_the_lowest_threshold_reaching_the_target():
-    proba = np.array([[0.9, 0.1, 0, 0], [0.6, 0.4, 0, 0], [0.5, 0.5, 0, 0], [0.45, 0.55, 0, 0]])
-    y = np.array([0, 1, 0, 1])  # the 0.6 one is wrong
-    assert choose_min_confidence(proba, y, target=0.99) == 0.61
-    assert coverage_curve(proba, y, [0.0])[0] == (0.0, 1.0, 0.75)
+def test_thresholds_per_predicted_class_keep_the_most_requests_at_the_target_accuracy():
+    # SIMPLE guesses: right at 0.9 and 0.5, wrong at 0.6; REASONING guesses: right at 0.55 and 0.45.
+    proba = np.array([[0.9, 0.1, 0, 0], [0.6, 0.4, 0, 0], [0.5, 0.5 - 1e-3, 0, 0], [0.45, 0.55, 0, 0], [0.4, 0.45, 0.15, 0]])
+    y = np.array([0, 1, 0, 1, 1])
+    chosen = choose_min_confidence(proba, y, target=0.99, grid=[0.4, 0.5, 0.61, 0.7])
+    assert chosen["SIMPLE"] == 0.61 and chosen["REASONING"] == 0.4  # one global threshold would have to drop both
+    assert choose_min_confidence(proba, y, target=0.7, grid=[0.4, 0.5, 0.61, 0.7])["SIMPLE"] == 0.4
+    assert coverage_curve(proba[:4], y[:4], [0.0])[0] == (0.0, 1.0, 0.75)
 
 
 def _write_rows(path: Path, rows: list[dict]) -> Path:
@@ -141,7 +164,7 @@ def test_adapting_the_head_learns_a_teams_labels_and_keeps_the_rest(tmp_path):
     rows = [(Turn(t), "SIMPLE") for t in GLORP] + [(Turn("Write a poem about autumn light."), "OPEN_ENDED")]
     before = clf.proba_turns([Turn("glorp ticket 99: fetch the zentrix code for the purple account")])[0]
     head = adapt_head(clf, rows)
-    adapted = type(clf)(clf.encoder, head)
+    adapted = clf.with_head(head)
     after = adapted.classify("glorp ticket 99: fetch the zentrix code for the purple account")
     assert after.task_class == TaskClass.SIMPLE and after.confidence > before[CLASSES.index("SIMPLE")]
     for prompt, expected in [("Prove that sqrt(2) is irrational.", TaskClass.REASONING),

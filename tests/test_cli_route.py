@@ -91,7 +91,7 @@ def test_config_naming_unknown_model_fails_check(tmp_path):
 
 def test_config_show_prints_effective_yaml():
     result = runner.invoke(app, ["config", "show"])
-    assert result.exit_code == 0 and "min_confidence: 0.7" in result.output
+    assert result.exit_code == 0 and "min_confidence:" in result.output and "SIMPLE: 0.82" in result.output
 
 
 def test_demo_routes_the_samples_and_reports_savings():

@@ -236,7 +236,10 @@ def _field_error(loc: tuple[str | int, ...], msg: str, value: object) -> Validat
     return ValidationError.from_exception_data("calibroute portfolio", [detail])
 
 
-DEFAULT_MIN_CONFIDENCE = 0.73  # chosen on the encoder classifier's dev curve (classify/encoder_training.py)
+# One threshold per predicted class, chosen on the encoder classifier's dev split (classify/encoder_training.py,
+# stored in its head); DEFAULT_MIN_CONFIDENCE is for a class a per-class mapping leaves out.
+DEFAULT_CLASS_THRESHOLDS: dict[str, float] = {"SIMPLE": 0.82, "REASONING": 0.67, "OPEN_ENDED": 0.67, "GENERAL": 0.55}
+DEFAULT_MIN_CONFIDENCE = 0.7
 Confidence = Annotated[float, Field(ge=0, le=1)]
 ThresholdKey = Literal["SIMPLE", "REASONING", "OPEN_ENDED", "GENERAL", "default"]
 _PER_CLASS, _GLOBAL = "per_class", "global"  # union tags: dropped from error locations (see parse_portfolio)
@@ -264,7 +267,7 @@ class RoutingSettings(_Strict):
     """
 
     min_confidence: MinConfidence = Field(
-        default=DEFAULT_MIN_CONFIDENCE,
+        default_factory=lambda: dict(DEFAULT_CLASS_THRESHOLDS),
         description="below this classifier confidence, use the GENERAL route; one number, or one per predicted class",
     )
     escalation: Escalation = Escalation()

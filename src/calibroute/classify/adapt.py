@@ -52,20 +52,26 @@ def read_labelled(path: Path) -> list[tuple[Turn, str]]:
     return rows
 
 
-def _fit(x: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: np.ndarray, pull: float) -> tuple[np.ndarray, np.ndarray]:
-    """Minimise mean cross-entropy + pull/2 * |theta - theta0|^2 (L-BFGS on 4 x (dim + 1) numbers)."""
+def _fit(
+    x: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: np.ndarray, pull: float, rows: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Minimise mean cross-entropy + pull/2 * |theta - theta0|^2 (L-BFGS on 4 x (dim + 1) numbers).
+
+    ``rows`` = (scale, offset): row i's logits are ``scale[i] * (x[i] @ w + b) + offset[i]`` (temperatures and the
+    fixed lexical logits of the head being adapted)."""
     from scipy.optimize import minimize
 
     n, k = x.shape[0], w0.shape[1]
+    scale, offset = rows
     theta0 = np.concatenate([w0.ravel(), b0])
     onehot = np.eye(k)[y]
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = theta[:-k].reshape(w0.shape), theta[-k:]
-        p = softmax(x @ w + b)
+        p = softmax(scale[:, None] * (x @ w + b) + offset)
         diff = theta - theta0
         value = -np.mean(np.log(p[np.arange(n), y] + 1e-12)) + pull / 2 * float(diff @ diff)
-        g = (p - onehot) / n
+        g = (p - onehot) * scale[:, None] / n
         grad = np.concatenate([(x.T @ g).ravel(), g.sum(0)]) + pull * diff
         return float(value), grad
 
@@ -73,16 +79,20 @@ def _fit(x: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: np.ndarray, pull: flo
     return res.x[:-k].reshape(w0.shape).astype(np.float32), res.x[-k:].astype(np.float32)
 
 
-def _cv_pull(x: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: np.ndarray, folds: int = 5) -> float:
+def _cv_pull(
+    x: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: np.ndarray, rows: tuple[np.ndarray, np.ndarray], folds: int = 5
+) -> float:
     """The pull with the lowest held-out log-loss over ``folds`` stable folds of the team's rows."""
     fold = np.arange(y.size) % folds
+    scale, offset = rows
     best, best_nll = DEFAULT_PULL, np.inf
     for pull in PULL_GRID:
         nll = 0.0
         for f in range(folds):
-            w, b = _fit(x[fold != f], y[fold != f], w0, b0, pull)
-            p = softmax(x[fold == f] @ w + b)
-            nll -= float(np.log(p[np.arange(p.shape[0]), y[fold == f]] + 1e-12).sum())
+            fit, held = fold != f, fold == f
+            w, b = _fit(x[fit], y[fit], w0, b0, pull, (scale[fit], offset[fit]))
+            p = softmax(scale[held, None] * (x[held] @ w + b) + offset[held])
+            nll -= float(np.log(p[np.arange(p.shape[0]), y[held]] + 1e-12).sum())
         if nll < best_nll:
             best, best_nll = pull, nll
     return best
@@ -97,16 +107,24 @@ def adapt_head(
     """A new head for ``classifier``'s encoder, fitted to ``rows`` and anchored to its current head."""
     head = classifier.head
     progress(f"encoding {len(rows)} labelled requests")
-    x = classifier.encoder.encode([turn for turn, _ in rows]).astype(np.float64)
+    turns = [turn for turn, _ in rows]
+    x = classifier.encoder.encode(turns).astype(np.float64)
     y = np.asarray([head.classes.index(label) for _, label in rows], dtype=np.int64)
-    # The shipped head's calibrated logits are the prior: temperature folded into the weights.
-    w0, b0 = head.w.astype(np.float64) / head.temperature, head.b.astype(np.float64) / head.temperature
+    # The current head's calibrated logits are the prior: weights divided by one temperature t, each row's logits
+    # rescaled to its own temperature, the lexical logits (fixed) added where they apply.
+    lexical = classifier.lexical_logits(turns)
+    mixed = np.zeros(y.size, dtype=bool) if lexical is None else lexical[1]
+    t = head.mixed_temperature if lexical is not None else head.temperature
+    w0, b0 = head.w.astype(np.float64) / t, head.b.astype(np.float64) / t
+    scale = np.where(mixed, t / head.mixed_temperature, t / head.temperature)
+    offset = np.zeros((y.size, w0.shape[1])) if lexical is None else np.where(
+        mixed[:, None], head.lexical_weight / head.mixed_temperature * lexical[0].astype(np.float64), 0.0)  # fmt: skip
     if pull is None:
-        pull = _cv_pull(x, y, w0, b0) if y.size >= MIN_ROWS_FOR_CV else DEFAULT_PULL
+        pull = _cv_pull(x, y, w0, b0, (scale, offset)) if y.size >= MIN_ROWS_FOR_CV else DEFAULT_PULL
     progress(f"fitting the head (pull {pull})")
-    w, b = _fit(x, y, w0, b0, pull)
+    w, b = _fit(x, y, w0, b0, pull, (scale, offset))
     meta = dict(head.meta, adapted={"rows": int(y.size), "pull": pull, "per_class": {c: int((y == i).sum()) for i, c in enumerate(head.classes)}})
-    return EncoderHead(list(head.classes), w, b, 1.0, meta)
+    return EncoderHead(list(head.classes), w, b, head.temperature / t, meta, head.lexical_weight / t, head.mixed_temperature / t)
 
 
 def write_adapted_head(

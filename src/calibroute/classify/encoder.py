@@ -2,8 +2,11 @@
 
 Run time needs onnxruntime, ``tokenizers`` and numpy (no torch). The ONNX file maps token ids to
 a mean-pooled sentence vector; the head (``classifier-encoder.npz``: weights, bias, temperature, meta)
-turns it into calibrated class probabilities: ``softmax((v @ W + b) / T)``. Keeping the head outside
-the network lets ``calibroute train classifier --extra`` refit it on a team's own labels without torch.
+turns it into calibrated class probabilities: ``softmax((v @ W + b + a * lex(text)) / T)`` for a fresh request,
+where ``lex`` is a hashed n-gram logistic regression trained on the same rows (``classifier-encoder-lexical.npz``):
+the encoder reads meaning from 96 tokens, the n-grams every word of the turn, and the mix (``a`` and ``T`` fitted
+on the dev split) is right more often than either. A follow-up is read by the encoder alone, with its own ``T``. Keeping the head outside the network lets ``calibroute train classifier --extra``
+refit it on a team's own labels without torch.
 One thread per session: the gateway's event loop must not fight the classifier for both cores.
 """
 
@@ -24,24 +27,55 @@ from ..errors import ArtifactError
 from ..types import Classification, TaskClass
 from .base import uncertain
 from .encoder_input import EncoderInput
-from .linear import ARTIFACT_DIR, softmax
+from .linear import ARTIFACT_DIR, LinearArtifact, softmax
 
 ENCODER_ONNX = "classifier-encoder.onnx"
 MEMO_SIZE = 2048  # classifications kept per classifier (most recently used)
 ENCODER_HEAD = "classifier-encoder.npz"
 ENCODER_TOKENIZER = "classifier-encoder-tokenizer.json"  # all-MiniLM-L6-v2's own WordPiece tokenizer
+ENCODER_LEXICAL = "classifier-encoder-lexical.npz"  # the hashed n-gram logits mixed into the head's
+
+
+@dataclass
+class LexicalPart:
+    """Hashed n-gram logits of fresh requests (no context), to be mixed into the encoder head's.
+
+    Follow-ups stay out: "make it shorter" is whatever it follows, which the turn's words cannot tell;
+    the encoder reads those with their context."""
+
+    artifact: LinearArtifact
+
+    def __post_init__(self) -> None:
+        if self.artifact.featurizer is None or self.artifact.w_hash is None:
+            raise ArtifactError(f"{ENCODER_LEXICAL}: a lexical part needs hashed n-gram weights")
+
+    def logits(self, turns: list[Turn]) -> tuple[np.ndarray, np.ndarray]:
+        """(unweighted logits, mask of the rows they apply to); follow-up rows are zero and unmasked."""
+        art = self.artifact
+        assert art.featurizer is not None and art.w_hash is not None  # checked in __post_init__
+        fresh = np.array([t.context is None for t in turns], dtype=bool)
+        out = np.zeros((len(turns), len(art.classes)), dtype=np.float32)
+        for i in np.flatnonzero(fresh):
+            out[i] = art.featurizer.score(turns[i].text, art.w_hash, art.bias)
+        return out, fresh
 
 
 @dataclass
 class EncoderHead:
+    """``softmax((v @ w + b) / temperature)``, or for rows the lexical part reads
+    ``softmax((v @ w + b + lexical_weight * lex) / mixed_temperature)``: each form calibrated on its own."""
+
     classes: list[str]
     w: np.ndarray  # (dim, k)
     b: np.ndarray  # (k,)
     temperature: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
+    lexical_weight: float = 0.0  # 0: the encoder alone, the lexical part is not used
+    mixed_temperature: float = 1.0
 
     def save(self, path: Path) -> None:
-        header = {"classes": self.classes, "temperature": self.temperature, "meta": self.meta}
+        header = {"classes": self.classes, "temperature": self.temperature, "meta": self.meta,
+                  "lexical_weight": self.lexical_weight, "mixed_temperature": self.mixed_temperature}  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, header=np.array(json.dumps(header)), w=self.w.astype(np.float32), b=self.b.astype(np.float32))
 
@@ -51,17 +85,23 @@ class EncoderHead:
             with np.load(path, allow_pickle=False) as data:
                 header = json.loads(str(data["header"]))
                 w, b = data["w"].astype(np.float32), data["b"].astype(np.float32)
-        except (OSError, KeyError, ValueError) as exc:
+            head = cls(header["classes"], w, b, float(header["temperature"]), header.get("meta", {}),
+                       float(header.get("lexical_weight", 0.0)), float(header.get("mixed_temperature", 1.0)))  # fmt: skip
+        except (OSError, KeyError, ValueError, TypeError) as exc:
             raise ArtifactError(f"cannot load encoder head {path}: {exc}") from None
-        head = cls(header["classes"], w, b, float(header["temperature"]), header.get("meta", {}))
         if set(head.classes) - {c.value for c in TaskClass} or w.shape[1:] != (len(head.classes),) or b.shape != w.shape[1:]:
             raise ArtifactError(f"encoder head {path}: bad classes {head.classes} or shapes {w.shape}, {b.shape}")
-        if not head.temperature > 0:
-            raise ArtifactError(f"encoder head {path}: temperature must be > 0")
+        if not (head.temperature > 0 and head.mixed_temperature > 0 and head.lexical_weight >= 0):
+            raise ArtifactError(f"encoder head {path}: temperatures must be > 0 and lexical_weight >= 0")
         return head
 
-    def proba(self, vectors: np.ndarray) -> np.ndarray:
-        return softmax((vectors @ self.w + self.b) / self.temperature)
+    def proba(self, vectors: np.ndarray, lexical: np.ndarray | None = None, mixed: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities; ``lexical``/``mixed`` as ``LexicalPart.logits`` gives them (all rows mixed if no mask)."""
+        z = vectors @ self.w + self.b
+        if lexical is None or self.lexical_weight == 0:
+            return softmax(z / self.temperature)
+        with_lexical = (z + self.lexical_weight * lexical) / self.mixed_temperature
+        return softmax(with_lexical if mixed is None else np.where(mixed[:, None], with_lexical, z / self.temperature))
 
 
 class SentenceEncoder:
@@ -94,16 +134,29 @@ class SentenceEncoder:
 class EncoderTaskClassifier:
     """The ``Classifier`` protocol over a sentence encoder and a calibrated linear head."""
 
-    def __init__(self, encoder: SentenceEncoder, head: EncoderHead) -> None:
+    def __init__(self, encoder: SentenceEncoder, head: EncoderHead, lexical: LinearArtifact | None = None) -> None:
+        if head.lexical_weight > 0 and lexical is None:
+            raise ArtifactError(f"this encoder head mixes in lexical logits: {ENCODER_LEXICAL} is missing")
         self.encoder = encoder
         self.head = head
+        self.lexical = LexicalPart(lexical) if lexical is not None else None
         self.classes = [TaskClass(c) for c in head.classes]
         self._lock = threading.Lock()
         # Agent loops resend the same last user turn with every tool result: classify it once.
         self._memo: OrderedDict[tuple[str, str | None], Classification] = OrderedDict()
 
+    def with_head(self, head: EncoderHead) -> EncoderTaskClassifier:
+        """The same encoder (and lexical part) under another head, e.g. one adapted with ``--extra``."""
+        return EncoderTaskClassifier(self.encoder, head, self.lexical.artifact if self.lexical else None)
+
+    def lexical_logits(self, turns: list[Turn]) -> tuple[np.ndarray, np.ndarray] | None:
+        """``LexicalPart.logits`` when the head mixes them in, else ``None``."""
+        return self.lexical.logits(turns) if self.lexical and self.head.lexical_weight > 0 else None
+
     def proba_turns(self, turns: list[Turn]) -> np.ndarray:
-        return self.head.proba(self.encoder.encode(turns))
+        vectors = self.encoder.encode(turns)
+        lexical = self.lexical_logits(turns)
+        return self.head.proba(vectors) if lexical is None else self.head.proba(vectors, *lexical)
 
     def classify(self, text: str, context: str | None = None) -> Classification:
         if not isinstance(text, str):
@@ -134,7 +187,9 @@ def load_encoder_classifier(directory: Path = ARTIFACT_DIR, head_path: Path | No
         if not path.is_file():
             raise ArtifactError(f"classifier artifact missing: {path} (run `calibroute train classifier`)")
     encoder_input = EncoderInput.load(tokenizer)
-    return EncoderTaskClassifier(SentenceEncoder(onnx_path, encoder_input), EncoderHead.load(head_path))
+    lexical_path = directory / ENCODER_LEXICAL
+    lexical = LinearArtifact.load(lexical_path) if lexical_path.is_file() else None
+    return EncoderTaskClassifier(SentenceEncoder(onnx_path, encoder_input), EncoderHead.load(head_path), lexical)
 
 
 @cache

@@ -21,10 +21,19 @@ from ..conversation import Turn
 from ..errors import DataError
 from .chat_data import ChatRow, ChatSplit, load_chat_requests, load_followups, split_chat
 from .corpus import CLASSES, Example, balance, grouped_split, load_pool
-from .encoder import ENCODER_HEAD, ENCODER_TOKENIZER, EncoderHead, EncoderTaskClassifier, SentenceEncoder
+from .encoder import (
+    ENCODER_HEAD,
+    ENCODER_LEXICAL,
+    ENCODER_TOKENIZER,
+    EncoderHead,
+    EncoderTaskClassifier,
+    LexicalPart,
+    SentenceEncoder,
+)
 from .encoder_input import EncoderInput
+from .features import HashedFeaturizer
 from .finetune import FinetuneConfig
-from .linear import ARTIFACT_DIR
+from .linear import ARTIFACT_DIR, LinearArtifact, softmax
 
 BENCH_SOURCES: tuple[str, ...] = (
     "banking77", "bbh", "gsm8k", "humaneval", "mbpp", "qwen25_math_eval", "t0_p3_templates", "writingprompts",
@@ -35,6 +44,8 @@ POOL_CAP = 300  # rows per (source, label): enough to keep the benchmark tasks, 
 # self-contained requests are also shown after an unrelated context, keeping their own label: the turn decides
 # when it says what it wants; the context only when it does not ("continue", "make it shorter").
 CONTEXT_SWAPS = 2000
+LEXICAL_C = 2.0  # inverse L2 strength of the lexical part's logistic regression
+MIX_GRID: tuple[float, ...] = tuple(np.round(np.arange(0.0, 1.01, 0.05), 2))  # lexical weights tried on the dev split
 
 
 @dataclass(frozen=True)
@@ -93,10 +104,11 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(grid[int(np.argmin([nll(t) for t in grid]))])
 
 
-# Accuracy the router should have on what it does not send to GENERAL. On the shipped model's dev curve 0.90 keeps
-# about two thirds of chat traffic on its class route with 2-2.5 % severe misroutes; 0.92 would send 43 % to
-# GENERAL (docs/bench-classifier-chat.md has the whole curve, to choose another point).
+# Accuracy the router should have on what it does not send to GENERAL. With one threshold per predicted class this
+# keeps about four fifths of chat traffic on its class route with ~1.5 % severe misroutes (docs/bench-classifier-chat.md
+# has the curves, to choose another point).
 TARGET_ROUTED_ACCURACY = 0.90
+THRESHOLD_GRID: tuple[float, ...] = tuple(np.round(np.arange(0.40, 0.96, 0.03), 2))
 
 
 def coverage_curve(proba: np.ndarray, y: np.ndarray, grid: Sequence[float] | None = None) -> list[tuple[float, float, float]]:
@@ -109,12 +121,49 @@ def coverage_curve(proba: np.ndarray, y: np.ndarray, grid: Sequence[float] | Non
     return out
 
 
-def choose_min_confidence(proba: np.ndarray, y: np.ndarray, target: float = TARGET_ROUTED_ACCURACY) -> float:
-    """The lowest threshold whose kept predictions reach ``target`` accuracy: most traffic routed, at that accuracy."""
-    for t, _, acc in coverage_curve(proba, y):
-        if acc >= target:
-            return t
-    return 0.95
+def choose_min_confidence(
+    proba: np.ndarray, y: np.ndarray, target: float = TARGET_ROUTED_ACCURACY, grid: Sequence[float] = THRESHOLD_GRID
+) -> dict[str, float]:
+    """One threshold per predicted class: the combination that keeps the most requests on their class route while
+    those kept are ``target`` accurate. Classes differ in how precise their confident predictions are (a SIMPLE
+    guess at 0.7 is wrong more often than a REASONING one), so one number for all wastes coverage."""
+    pred, conf = proba.argmax(1), proba.max(1)
+    thresholds = np.asarray(grid)
+    kept = np.zeros((len(CLASSES), thresholds.size))
+    right = np.zeros_like(kept)
+    for k in range(len(CLASSES)):
+        above = (pred == k)[None, :] & (conf[None, :] >= thresholds[:, None])
+        kept[k], right[k] = above.sum(1), (above & (y == k)[None, :]).sum(1)
+    axes = np.ix_(*[np.arange(thresholds.size)] * len(CLASSES))  # every combination of one threshold per class
+    total_kept = sum(kept[k][axes[k]] for k in range(len(CLASSES)))
+    total_right = sum(right[k][axes[k]] for k in range(len(CLASSES)))
+    feasible = total_right >= target * np.maximum(total_kept, 1)
+    if not feasible.any():
+        return dict.fromkeys(CLASSES, float(thresholds[-1]))
+    best = np.unravel_index(np.argmax(np.where(feasible, total_kept, -1)), feasible.shape)
+    return {c: float(thresholds[i]) for c, i in zip(CLASSES, best, strict=True)}
+
+
+def fit_lexical(rows: Sequence[Labelled], seed: int = 0) -> LinearArtifact:
+    """Hashed n-gram logistic regression on the turns' text, the same rows the encoder learnt from."""
+    from .training import fit_logistic
+
+    featurizer = HashedFeaturizer(payload_numbers=True)
+    coef, bias = fit_logistic(featurizer.featurize([r.turn.text for r in rows]), label_ids([r.label for r in rows]), LEXICAL_C, seed)
+    meta = {"c": LEXICAL_C, "rows": len(rows), "use": "mixed into the encoder head's logits"}
+    return LinearArtifact(list(CLASSES), bias.astype(np.float32), 1.0, featurizer, coef.astype(np.float32), None, meta)
+
+
+def fit_mix(encoder_logits: np.ndarray, lexical_logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(lexical weight, temperature) with the lowest dev negative log-likelihood: calibration and mix in one fit."""
+    best = (np.inf, 0.0, 1.0)
+    for weight in MIX_GRID:
+        z = encoder_logits + weight * lexical_logits
+        t = fit_temperature(z, y)
+        p = softmax(z / t)
+        nll = float(-np.mean(np.log(p[np.arange(y.size), y] + 1e-12)))
+        best = min(best, (nll, float(weight), t))
+    return best[1], best[2]
 
 
 def label_ids(labels: Sequence[str]) -> np.ndarray:
@@ -139,13 +188,28 @@ def train_encoder(
         [r.turn for r in data.train], label_ids([r.label for r in data.train]), encoder_input, out_dir, cfg, log=log
     )
     encoder = SentenceEncoder(onnx_path, encoder_input, threads=cfg.threads)
-    head = EncoderHead(list(CLASSES), w, b, 1.0, meta)
-    dev = data.split.dev
-    vectors = encoder.encode([r.turn for r in dev])
-    y_dev = label_ids([r.label for r in dev])
-    head.temperature = fit_temperature(vectors @ w + b, y_dev)
-    chosen = choose_min_confidence(head.proba(vectors), y_dev)
+    return fit_head(encoder, EncoderHead(list(CLASSES), w, b, 1.0, meta), data, out_dir, log)
+
+
+def fit_head(
+    encoder: SentenceEncoder, head: EncoderHead, data: EncoderData, out_dir: Path, log: Callable[[str], None] = print
+) -> EncoderTaskClassifier:
+    """The lexical part, mix weight, temperatures and ``min_confidence``; writes the head and the lexical file.
+
+    ``head.w``/``head.b`` come from fine-tuning; everything fitted here uses the dev split, never trained on."""
+    log("fitting the lexical part")
+    lexical = fit_lexical(data.train)
+    lexical.save(out_dir / ENCODER_LEXICAL)
+    dev = [r.turn for r in data.split.dev]
+    y_dev = label_ids([r.label for r in data.split.dev])
+    lexical_logits, _ = LexicalPart(lexical).logits([Turn(t.text) for t in dev])
+    encoder_logits = encoder.encode(dev) @ head.w + head.b
+    weight, mixed_temperature = fit_mix(encoder_logits, lexical_logits, y_dev)
+    head = EncoderHead(head.classes, head.w, head.b, fit_temperature(encoder_logits, y_dev), dict(head.meta), weight, mixed_temperature)
+    classifier = EncoderTaskClassifier(encoder, head, lexical)
+    chosen = choose_min_confidence(classifier.proba_turns(dev), y_dev)
     head.meta.update(temperature_fit_rows=len(dev), min_confidence=chosen, sources=sorted({r.source for r in data.train}))
     head.save(out_dir / ENCODER_HEAD)
-    log(f"temperature {head.temperature:.3f}, min_confidence {chosen} on {len(dev)} dev rows; wrote {out_dir}")
-    return EncoderTaskClassifier(encoder, head)
+    log(f"lexical weight {weight}, temperatures {head.temperature:.3f} / {mixed_temperature:.3f} (mixed), "
+        f"min_confidence {chosen} on {len(dev)} dev rows; wrote {out_dir}")  # fmt: skip
+    return classifier

@@ -81,7 +81,7 @@ class FeatureCache:
         return hstack([self.hashed[idx], csr_matrix(self.emb[idx])], format="csr")
 
 
-def _fit(x: Any, y: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def fit_logistic(x: Any, y: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.linear_model import LogisticRegression
 
     if np.unique(y).size < 2:
@@ -135,7 +135,7 @@ def train_variant(
     """
     meta = {"variant": variant, "rows": int(idx.size), "cap": cfg.cap, "c": cfg.c, "seed": cfg.seed}
     if not calibrate:  # temperature 1: enough for argmax-only evaluations
-        coef, bias = _fit(cache.matrix(idx, variant), cache.y[idx], cfg.c, cfg.seed)
+        coef, bias = fit_logistic(cache.matrix(idx, variant), cache.y[idx], cfg.c, cfg.seed)
         return _artifact(cache, variant, coef, bias, 1.0, meta)
     rows = [cache.rows[i] for i in idx]
     fit_rows, calib_rows = grouped_split(rows, cfg.calib_share, seed=cfg.seed + 1)
@@ -149,11 +149,11 @@ def train_variant(
     logits, labels = [], []
     for train_idx, test_idx in held_out:
         if test_idx.size and train_idx.size and np.unique(cache.y[train_idx]).size >= 2:
-            coef, bias = _fit(cache.matrix(train_idx, variant), cache.y[train_idx], cfg.c, cfg.seed)
+            coef, bias = fit_logistic(cache.matrix(train_idx, variant), cache.y[train_idx], cfg.c, cfg.seed)
             logits.append(np.asarray(cache.matrix(test_idx, variant) @ coef) + bias)
             labels.append(cache.y[test_idx])
     t = fit_temperature(np.vstack(logits), np.concatenate(labels)) if logits else 1.0
-    coef, bias = _fit(cache.matrix(idx, variant), cache.y[idx], cfg.c, cfg.seed)
+    coef, bias = fit_logistic(cache.matrix(idx, variant), cache.y[idx], cfg.c, cfg.seed)
     meta["temperature_fit_rows"] = int(sum(y.size for y in labels))
     meta["loso_calibration"] = cfg.loso_calibration
     return _artifact(cache, variant, coef, bias, t, meta)
