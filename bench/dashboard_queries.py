@@ -1,12 +1,14 @@
-"""Time every dashboard endpoint over HTTP against a big SQLite ledger (issue 16: 10M rows, < 1 s).
+"""Time every dashboard endpoint over HTTP against a big ledger (issue 16: 10M rows, < 1 s).
 
 Seeds ``--rows`` synthetic requests spread evenly over ``--days`` days ending now (schema from
-``open_ledger``; rows written with sqlite3 ``executemany`` in big transactions, indexes dropped
-during the load and rebuilt after), then serves ``calibroute dashboard``'s app on 127.0.0.1 and
-times each ``/ui/api/...`` endpoint for several windows (median of ``--repeat`` runs, cold first run
-reported separately). Re-running with the same ``--db`` reuses the seeded file.
+``open_ledger``; SQLite: rows written with sqlite3 ``executemany`` in big transactions; PostgreSQL
+(``--pg URL`` of an empty database): generated server-side, ``dashboard_seed_pg.py``; indexes
+dropped during the load and rebuilt after), then serves ``calibroute dashboard``'s app on 127.0.0.1
+and times each ``/ui/api/...`` endpoint for several windows (median of ``--repeat`` runs, cold
+first run reported separately). Re-running with the same ``--db`` / ``--pg`` reuses the seeded rows.
 
     nice python bench/dashboard_queries.py --rows 10000000 --db /tmp/ledger-10m.db
+    nice python bench/dashboard_queries.py --rows 10000000 --pg postgresql://user:pw@127.0.0.1/bench10m
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import sqlite3
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests"), str(Path(__file__).resolve().parent)]
+from dashboard_seed_pg import seed_postgres
 from servers import serve_in_thread
 
 from calibroute.config import load_portfolio
@@ -37,10 +40,13 @@ COLUMNS = ("request_id", "created_at", "api_key_id", "status", "http_status", "t
            "fallback_path", "stream", "error", "prompt", "confidence", "reason")
 
 
+KEYS = [f"key{i:02d}" for i in range(20)] + [None] * 5
+
+
 def rows(n: int, start: datetime, span_s: float, seed: int = 7):
     rng = random.Random(seed)
     classes = list(CLASSES)
-    keys = [f"key{i:02d}" for i in range(20)] + [None] * 5
+    keys = KEYS
     step = span_s / n
     for i in range(n):
         cls = classes[i % 4]
@@ -67,7 +73,7 @@ def seed(db: Path, n: int, days: float) -> float:
     for name, _ in indexes:
         con.execute(f"DROP INDEX {name}")
     sql = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-    end = datetime.now(timezone.utc)
+    end = datetime.now(UTC)
     gen = rows(n, end - timedelta(days=days), days * 86400)
     batch = 200_000
     done = 0
@@ -93,20 +99,44 @@ ENDPOINTS = [
 ]
 
 
+def open_seeded(args: argparse.Namespace) -> tuple[object, str]:
+    """The ledger, seeded first if it holds no rows; and a line that describes it."""
+    from sqlalchemy import func, select, text
+
+    from calibroute.ledger import tables
+
+    location = args.pg or str(args.db)
+    if args.pg is None and not args.db.exists():
+        print(f"seeding {args.rows:,} rows into {args.db}", file=sys.stderr)
+        print(f"seeded in {seed(args.db, args.rows, args.days):.0f} s", file=sys.stderr)
+    ledger = open_ledger(location, must_exist=args.pg is None)
+    with ledger.engine.connect() as conn:
+        empty = conn.execute(select(tables.requests.c.id).limit(1)).first() is None
+    if args.pg is not None and empty:
+        print(f"seeding {args.rows:,} rows into {ledger.location}", file=sys.stderr)
+        print(f"seeded in {seed_postgres(ledger.engine, args.rows, args.days, KEYS, RULES):.0f} s", file=sys.stderr)
+    with ledger.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(tables.requests)).scalar_one()
+        if args.pg is None:
+            where = f"SQLite {sqlite3.sqlite_version}, {args.db.stat().st_size / 1e9:.2f} GB"
+        else:
+            version = conn.execute(text("SHOW server_version")).scalar_one()
+            size = conn.execute(text("SELECT pg_total_relation_size('requests')")).scalar_one()
+            where = f"PostgreSQL {version}, requests {size / 1e9:.2f} GB with indexes"
+    return ledger, f"ledger: {total:,} rows over {args.days:g} days, {where}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--days", type=float, default=30.0, help="the rows are spread over this many days, ending now")
     ap.add_argument("--db", type=Path, default=Path("/tmp/calibroute-dashboard-bench.db"))
+    ap.add_argument("--pg", default=None, help="a PostgreSQL URL (an empty database is seeded) instead of --db")
     ap.add_argument("--windows", default="1h,24h,7d,30d")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    if not args.db.exists():
-        print(f"seeding {args.rows:,} rows into {args.db}", file=sys.stderr)
-        print(f"seeded in {seed(args.db, args.rows, args.days):.0f} s", file=sys.stderr)
-    ledger = open_ledger(str(args.db), must_exist=True)
-    total = sqlite3.connect(args.db).execute("SELECT count(*) FROM requests").fetchone()[0]
-    print(f"ledger: {total:,} rows over {args.days:g} days, SQLite {sqlite3.sqlite_version}, {args.db.stat().st_size / 1e9:.2f} GB")
+    ledger, described = open_seeded(args)
+    print(described)
     t0 = time.perf_counter()
     rollup.refresh(ledger.engine)  # once per ledger: what the first dashboard read would pay
     print(f"rollup catch-up (first read of a never-rolled-up ledger): {time.perf_counter() - t0:.1f} s\n")

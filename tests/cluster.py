@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from servers import free_port
+from servers import free_port, wait_healthy
 
 TESTS = Path(__file__).resolve().parent
 HAPROXY_ENV = "CALIBROUTE_TEST_HAPROXY"
@@ -68,21 +68,6 @@ class Replica:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{url} exited with status {proc.returncode} while starting")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not become healthy in {timeout_s:.0f} s")
-        time.sleep(0.1)
 
 
 def haproxy_config(port: int, servers: list[int]) -> str:

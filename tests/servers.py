@@ -1,14 +1,17 @@
-"""Run an ASGI app as a real uvicorn server on 127.0.0.1 in a thread (as httpx's tests do)."""
+"""Run an ASGI app as a real uvicorn server on 127.0.0.1 in a thread (as httpx's tests do); wait for
+a server process to answer."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import uvicorn
 
 
@@ -35,3 +38,19 @@ def serve_in_thread(app: Any, **config: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None, timeout_s: float, path: str = "/healthz") -> None:
+    """Poll ``url + path`` until it answers 200; fail early, with the process's status, if it exits."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url + path, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{url} exited with status {proc.returncode} while starting")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not become healthy in {timeout_s:.0f} s")
+        time.sleep(0.1)

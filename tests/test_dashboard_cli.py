@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 from dashboard_seed import EXPECTED, SINCE, UNTIL, seed_ledger
-from servers import free_port
+from servers import free_port, wait_healthy
 from typer.testing import CliRunner
 
 from calibroute.cli import app
@@ -24,19 +23,13 @@ def test_dashboard_serves_the_ledger_without_a_gateway(tmp_path: Path) -> None:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                page = httpx.get(base + "/ui")
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode() if proc.stderr else ""
-                time.sleep(0.2)
+        wait_healthy(base, proc, 60, path="/ui")
+        page = httpx.get(base + "/ui")
         assert page.status_code == 200 and "calibroute dashboard" in page.text
         summary = httpx.get(base + "/ui/api/summary", params={"since": SINCE, "until": UNTIL}).json()
         assert (summary["requests"], round(summary["cost_usd"], 6)) == (EXPECTED["requests"], EXPECTED["cost_usd"])
         status = httpx.get(base + "/ui/api/status").json()
-        assert status["portfolio"]["models"] and status["breakers"] == []
+        assert status["portfolio"]["models"] and status["breakers"] == [] and status["rollup"]["state"] == "done"
     finally:
         proc.terminate()
         proc.wait(timeout=20)

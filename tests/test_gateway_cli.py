@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import openai
 from fake_backend import CONTROLS, STANDARD_ROUTES, FakeModel, portfolio_yaml, serve_models
-from servers import free_port
+from servers import free_port, wait_healthy
 from typer.testing import CliRunner
 
 from calibroute.cli import app
@@ -42,15 +40,7 @@ def test_serve_answers_openai_clients_and_writes_the_ledger(tmp_path):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(base + "/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode() if proc.poll() is not None else "timeout"
-                time.sleep(0.1)
+            wait_healthy(base, proc, 30)
             with openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0) as client:
                 reply = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "summarize this"}])
             assert reply.choices[0].message.content == "Hello from small."

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ..ledger import ApiKey, open_ledger
-from ..ledger.keys import UNSET
+from ..ledger.keys import ADMIN, API, KINDS, UNSET
 from .report import JsonOpt, LedgerOpt, _usd
 
 keys_app = typer.Typer(no_args_is_help=True, help="Client API keys for the gateway (stored hashed).")
 
-RpmOpt = Annotated[Optional[int], typer.Option("--rpm", help="requests per minute (default: none; 0 on update: remove)")]
-TpmOpt = Annotated[Optional[int], typer.Option("--tpm", help="prompt + completion tokens per minute (default: none; 0 on update: remove)")]
+RpmOpt = Annotated[int | None, typer.Option("--rpm", help="requests per minute (default: none; 0 on update: remove)")]
+TpmOpt = Annotated[int | None, typer.Option("--tpm", help="prompt + completion tokens per minute (default: none; 0 on update: remove)")]
 
 
 def _key_dict(key: ApiKey) -> dict[str, object]:
     return {
-        "id": key.id, "name": key.name, "spend_limit_usd": key.spend_limit_usd, "spent_usd": key.spent_usd,
+        "id": key.id, "name": key.name, "kind": key.kind, "spend_limit_usd": key.spend_limit_usd, "spent_usd": key.spent_usd,
         "rpm_limit": key.rpm_limit, "tpm_limit": key.tpm_limit,
         "created_at": key.created_at.isoformat() if key.created_at else None,
         "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
@@ -36,27 +36,33 @@ def _limits(key: ApiKey) -> str:
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="who the key is for")],
-    limit: Annotated[Optional[float], typer.Option("--limit", help="spend limit in USD (default: none)")] = None,
+    limit: Annotated[float | None, typer.Option("--limit", help="spend limit in USD (default: none)")] = None,
     rpm: RpmOpt = None,
     tpm: TpmOpt = None,
+    admin: Annotated[bool, typer.Option("--admin", help="an admin key: calls the API and also opens the dashboard (/ui)")] = False,
+    kind: Annotated[str | None, typer.Option("--kind", help=f"{' or '.join(KINDS)} (default {API}; --admin is --kind {ADMIN})")] = None,
     ledger: LedgerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a key and print its token: it is shown once and stored only as a hash."""
+    from ..errors import InputError
+
+    if admin and kind not in (None, ADMIN):
+        raise InputError(f"--admin and --kind {kind} disagree: give one of them")
     with open_ledger(ledger, must_exist=False) as opened:
-        key, token = opened.keys.create(name, limit, rpm_limit=rpm, tpm_limit=tpm)
+        key, token = opened.keys.create(name, limit, rpm_limit=rpm, tpm_limit=tpm, kind=ADMIN if admin else kind or API)
     if as_json:
         typer.echo(json.dumps({**_key_dict(key), "token": token}))
         return
     typer.echo(token)
-    Console(stderr=True).print(f"created {key.id} ({key.name}), {_limits(key)}; the token above is shown only now",
+    Console(stderr=True).print(f"created {key.kind} key {key.id} ({key.name}), {_limits(key)}; the token above is shown only now",
                                highlight=False)
 
 
 @keys_app.command("update")
 def keys_update(
     key_id: Annotated[str, typer.Argument(metavar="ID", help="the key id, e.g. key_0123abcd4567")],
-    limit: Annotated[Optional[float], typer.Option("--limit", help="new spend limit in USD")] = None,
+    limit: Annotated[float | None, typer.Option("--limit", help="new spend limit in USD")] = None,
     no_limit: Annotated[bool, typer.Option("--no-limit", help="remove the spend limit")] = False,
     rpm: RpmOpt = None,
     tpm: TpmOpt = None,
@@ -89,11 +95,11 @@ def keys_list(ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
         typer.echo(json.dumps([_key_dict(k) for k in keys]))
         return
     table = Table()
-    for col in ("id", "name", "spent", "limit", "rpm", "tpm", "created (UTC)", "state"):
+    for col in ("id", "name", "kind", "spent", "limit", "rpm", "tpm", "created (UTC)", "state"):
         table.add_column(col, justify="right" if col in ("spent", "limit", "rpm", "tpm") else "left")
     for k in keys:
         state = "revoked" if k.revoked_at else ("over limit" if k.over_limit else "active")
-        table.add_row(k.id, k.name, _usd(k.spent_usd), _usd(k.spend_limit_usd) if k.spend_limit_usd is not None else "-",
+        table.add_row(k.id, k.name, k.kind, _usd(k.spent_usd), _usd(k.spend_limit_usd) if k.spend_limit_usd is not None else "-",
                       str(k.rpm_limit or "-"), str(k.tpm_limit or "-"),
                       f"{k.created_at:%Y-%m-%d %H:%M}" if k.created_at else "-", state)
     Console().print(table if keys else "no API keys: the gateway accepts requests without a key")

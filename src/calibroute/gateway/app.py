@@ -25,7 +25,7 @@ from .keyrefresh import keep_keys_fresh, key_listener, key_reloader
 from .metrics import GatewayMetrics
 from .routes import ROUTES
 from .settings import GatewaySettings
-from .ui import UI_ROUTES, from_gateway
+from .ui import UI_ROUTES, from_gateway, start_catch_up
 
 
 def create_app(
@@ -61,9 +61,12 @@ def create_app(
         listener = app.state.key_listener = key_listener(ledger)
         if listener is not None:
             listener.start()
+        catch_up = start_catch_up(app.state.dashboard)  # the ledger's first rollup, off the start-up path
         try:
             yield
         finally:
+            if catch_up is not None:
+                await asyncio.to_thread(catch_up.stop)
             if listener is not None:
                 await asyncio.to_thread(listener.stop)
             for task in tasks:

@@ -79,6 +79,13 @@ class NotFound(InputError):
     code = "not_found"
 
 
+class Forbidden(InputError):
+    """Not for this caller, whoever it is (e.g. an ordinary API key at the dashboard)."""
+
+    http_status = 403
+    code = "forbidden"
+
+
 def error_payload(exc: BaseException, param: str | None = None) -> dict[str, Any]:
     if isinstance(exc, CalibrouteError):
         body = {"message": str(exc), "type": exc.error_type, "param": param, "code": exc.code}

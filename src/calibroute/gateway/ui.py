@@ -1,18 +1,21 @@
 """The read-only dashboard: ``GET /ui`` (one page from the package) and JSON under ``/ui/api/...``.
 
-Served by the gateway and by ``calibroute dashboard`` (no gateway, just a ledger). Access:
-with a ``ui_token`` every API call needs ``Authorization: Bearer <ui_token>``; without one,
-the dashboard answers only when API keys are off *and* it listens on a loopback address,
-so it is never open by default to a network.
+Served by the gateway and by ``calibroute dashboard`` (no gateway, just a ledger). Access
+(``Dashboard.check_access``): ``Authorization: Bearer`` with the ``ui_token`` or, when API keys
+are enabled, an admin key (``calibroute keys create NAME --admin``); an ordinary API key gets 403.
+Without either, the dashboard answers only when API keys are off *and* it listens on a loopback
+address, so it is never open by default to a network.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -25,19 +28,11 @@ from starlette.routing import Route
 from ..config import Portfolio
 from ..errors import CalibrouteError, InputError
 from ..ledger import dashboard_queries as q
-from .errors import error_response
+from ..ledger.keys import ApiKey
+from ..ledger.rollup_catchup import CatchUp
+from .errors import Forbidden, Unauthorized, error_response
 
-
-class UiForbidden(CalibrouteError):
-    http_status = 403
-    error_type = "invalid_request_error"
-    code = "ui_forbidden"
-
-
-class UiUnauthorized(CalibrouteError):
-    http_status = 401
-    error_type = "invalid_request_error"
-    code = "invalid_ui_token"
+OPEN_WITH = "an admin key (calibroute keys create NAME --admin) or the gateway's --ui-token"
 
 
 class NoLedger(CalibrouteError):
@@ -56,18 +51,34 @@ class Dashboard:
     ui_token: str | None = None
     keys_enabled: Callable[[], bool] = lambda: False
     breakers: Callable[[], list[dict[str, Any]]] = field(default=list)
+    authenticate: Callable[[str], ApiKey | None] = lambda token: None
+    catch_up: CatchUp | None = None  # the background first rollup, while the app runs
 
     def check_access(self, request: Request) -> None:
-        if self.ui_token:
-            auth = request.headers.get("authorization", "")
-            given = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-            if not hmac.compare_digest(given.encode(), self.ui_token.encode()):
-                raise UiUnauthorized("dashboard: send 'Authorization: Bearer <ui token>'")
+        auth = request.headers.get("authorization", "")
+        given = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if self.ui_token and hmac.compare_digest(given.encode(), self.ui_token.encode()):
             return
         if self.keys_enabled():
-            raise UiForbidden("dashboard is off: API keys are enabled, so start with --ui-token to open it")
+            key = self.authenticate(given) if given else None
+            if key is None:
+                raise Unauthorized(f"dashboard: send 'Authorization: Bearer <{OPEN_WITH}>'")
+            if not key.is_admin:
+                raise Forbidden(f"dashboard: API key {key.name!r} may call the API but not open the dashboard; "
+                                f"use {OPEN_WITH}")
+            return
+        if self.ui_token:
+            raise Unauthorized("dashboard: send 'Authorization: Bearer <ui token>'")
         if not is_loopback(self.host):
-            raise UiForbidden(f"dashboard is off: listening on {self.host}, not loopback; start with --ui-token")
+            raise Forbidden(f"dashboard is off: listening on {self.host}, not loopback; start with --ui-token "
+                            "or create an admin key")
+
+    def refresh_totals(self) -> bool:
+        """Whether a totals read refreshes the rollups (see ``CatchUp.gate``)."""
+        return self.catch_up.gate() if self.catch_up is not None else True
+
+    def rollup_state(self) -> dict[str, Any]:
+        return self.catch_up.progress() if self.catch_up is not None else {"state": "on_read"}
 
     def ledger(self) -> Engine:
         if self.engine is None:
@@ -101,7 +112,8 @@ def from_gateway(gateway: Any, ui_token: str | None) -> Dashboard:
 
     return Dashboard(engine=getattr(ledger, "engine", None), portfolio=gateway.portfolio,
                      host=gateway.settings.host, ui_token=ui_token,
-                     keys_enabled=getattr(ledger, "keys_enabled", lambda: False), breakers=breakers)
+                     keys_enabled=getattr(ledger, "keys_enabled", lambda: False), breakers=breakers,
+                     authenticate=getattr(ledger, "authenticate", lambda token: None))
 
 
 def portfolio_view(portfolio: Portfolio | None) -> dict[str, Any] | None:
@@ -153,8 +165,10 @@ def _recent(dash: Dashboard, request: Request) -> object:
 
 
 def _status(dash: Dashboard, request: Request) -> object:
-    return {"portfolio": portfolio_view(dash.portfolio), "breakers": dash.breakers(), "keys_enabled": dash.keys_enabled(),
-            "token_required": bool(dash.ui_token)}
+    keys = dash.keys_enabled()
+    return {"portfolio": portfolio_view(dash.portfolio), "breakers": dash.breakers(), "keys_enabled": keys,
+            "token_required": bool(dash.ui_token) or keys,
+            "rollup": dash.rollup_state() if dash.engine is not None else None}
 
 
 async def page(request: Request) -> Response:
@@ -167,15 +181,25 @@ async def page(request: Request) -> Response:
 
 UI_ROUTES = [
     Route("/ui", page, methods=["GET"]),
-    Route("/ui/api/summary", _api(lambda d, r: q.summary(d.ledger(), _window(r))), methods=["GET"]),
-    Route("/ui/api/spend", _api(lambda d, r: q.spend_series(d.ledger(), _window(r), r.query_params.get("by") or None)),
+    Route("/ui/api/summary", _api(lambda d, r: q.summary(d.ledger(), _window(r), d.refresh_totals())), methods=["GET"]),
+    Route("/ui/api/spend", _api(lambda d, r: q.spend_series(d.ledger(), _window(r), r.query_params.get("by") or None,
+                                                            d.refresh_totals())), methods=["GET"]),
+    Route("/ui/api/flows", _api(lambda d, r: q.class_flows(d.ledger(), _window(r), d.refresh_totals())),
           methods=["GET"]),
-    Route("/ui/api/flows", _api(lambda d, r: q.class_flows(d.ledger(), _window(r))), methods=["GET"]),
     Route("/ui/api/latency", _api(lambda d, r: q.latency(d.ledger(), _window(r))), methods=["GET"]),
-    Route("/ui/api/errors", _api(lambda d, r: q.errors_series(d.ledger(), _window(r))), methods=["GET"]),
+    Route("/ui/api/errors", _api(lambda d, r: q.errors_series(d.ledger(), _window(r), d.refresh_totals())),
+          methods=["GET"]),
     Route("/ui/api/requests", _api(_recent), methods=["GET"]),
     Route("/ui/api/status", _api(_status), methods=["GET"]),
 ]
+
+
+def start_catch_up(dash: Dashboard) -> CatchUp | None:
+    """Start the ledger's first rollup in the background (a no-op pass when it is caught up);
+    the app's shutdown stops it (``CatchUp.stop``)."""
+    if dash.engine is not None:
+        dash.catch_up = CatchUp(dash.engine).start()
+    return dash.catch_up
 
 
 def dashboard_app(ledger: Any, portfolio: Portfolio | None, host: str, ui_token: str | None = None) -> Any:
@@ -183,7 +207,18 @@ def dashboard_app(ledger: Any, portfolio: Portfolio | None, host: str, ui_token:
     so no circuit-breaker state. The caller closes ``ledger``."""
     from starlette.applications import Starlette
 
-    app = Starlette(routes=UI_ROUTES)
-    app.state.dashboard = Dashboard(engine=ledger.engine, portfolio=portfolio, host=host, ui_token=ui_token,
-                                    keys_enabled=ledger.keys_enabled)
+    dash = Dashboard(engine=ledger.engine, portfolio=portfolio, host=host, ui_token=ui_token,
+                     keys_enabled=ledger.keys_enabled, authenticate=ledger.authenticate)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        catch_up = start_catch_up(dash)
+        try:
+            yield
+        finally:
+            if catch_up is not None:
+                await asyncio.to_thread(catch_up.stop)
+
+    app = Starlette(routes=UI_ROUTES, lifespan=lifespan)
+    app.state.dashboard = dash
     return app

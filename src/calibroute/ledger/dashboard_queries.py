@@ -131,9 +131,12 @@ def _dims(engine: Engine, h: Any, names: list[str], bucket: str) -> list[tuple[C
 
 
 def aggregate(engine: Engine, window: Window, dims: list[str], *, by_key: bool = False,
-              where: tuple[ColumnElement[bool], ColumnElement[bool]] | None = None) -> list[dict[str, Any]]:
-    """Metrics summed per ``dims`` over the window: the hourly rollup plus the rows not rolled up yet."""
-    rollup.refresh(engine)
+              where: tuple[ColumnElement[bool], ColumnElement[bool]] | None = None,
+              refresh: bool = True) -> list[dict[str, Any]]:
+    """Metrics summed per ``dims`` over the window: the hourly rollup plus the rows not rolled up yet
+    (``refresh`` False: as they are, e.g. while a background catch-up runs; rollup_catchup.py)."""
+    if refresh:
+        rollup.refresh(engine)
     h = tables.requests_hourly_by_key if by_key else tables.requests_hourly
     dim_cols, metrics = _dims(engine, h, dims, window.bucket), _metrics(h)
     rolled_where = [h.c.hour >= _hour_key(window.since), h.c.hour < _hour_key(window.until)]
@@ -169,9 +172,9 @@ def _money(cost: float, baseline: float) -> dict[str, Any]:
             "savings_pct": 100.0 * savings / baseline if baseline > 0 else None}
 
 
-def summary(engine: Engine, window: Window) -> dict[str, Any]:
+def summary(engine: Engine, window: Window, refresh: bool = True) -> dict[str, Any]:
     """Totals over the window, with the shares of fallbacks, low-confidence decisions and escalations."""
-    rows = aggregate(engine, window, [])
+    rows = aggregate(engine, window, [], refresh=refresh)
     t = rows[0] if rows else dict.fromkeys(_metrics(tables.requests_hourly), 0)
     n = int(t["requests"])
     counts = {k: int(t[k]) for k in ("requests", "errors", "prompt_tokens", "completion_tokens", "reasoning_tokens",
@@ -186,22 +189,22 @@ def _none(value: str) -> str:
     return value or "none"
 
 
-def spend_series(engine: Engine, window: Window, by: str | None = None) -> dict[str, Any]:
+def spend_series(engine: Engine, window: Window, by: str | None = None, refresh: bool = True) -> dict[str, Any]:
     """Spend and savings per bucket, overall (``by`` None) or per class / model / key."""
     if by is not None and by not in GROUPINGS:
         raise InputError(f"by must be one of {', '.join(GROUPINGS)}")
     column = GROUPINGS[by] if by else None
-    rows = aggregate(engine, window, ["bucket", *([column] if column else [])], by_key=by == "key")
+    rows = aggregate(engine, window, ["bucket", *([column] if column else [])], by_key=by == "key", refresh=refresh)
     points = [{"bucket": _bucket_label(r["bucket"], window.bucket), "group": _none(r[column]) if column else "all",
                "requests": int(r["requests"]), **_money(float(r["cost_usd"]), float(r["baseline_cost_usd"]))} for r in rows]
     return {"window": window.to_dict(), "by": by or "all", "points": points}
 
 
-def class_flows(engine: Engine, window: Window) -> dict[str, Any]:
+def class_flows(engine: Engine, window: Window, refresh: bool = True) -> dict[str, Any]:
     """Requests per (task class -> model that answered), with their cost."""
     flows = [{"task_class": _none(r["task_class"]), "model": _none(r["model"]), "requests": int(r["requests"]),
               "fallbacks": int(r["fallbacks"]), **_money(float(r["cost_usd"]), float(r["baseline_cost_usd"]))}
-             for r in aggregate(engine, window, ["task_class", "model"])]
+             for r in aggregate(engine, window, ["task_class", "model"], refresh=refresh)]
     mix: dict[str, int] = {}
     for f in flows:
         mix[f["task_class"]] = mix.get(f["task_class"], 0) + f["requests"]
@@ -231,10 +234,11 @@ def latency(engine: Engine, window: Window, sample: int = LATENCY_SAMPLE) -> dic
     return {"window": window.to_dict(), "sample_limit": sample, "sampled": sampled, "models": models}
 
 
-def errors_series(engine: Engine, window: Window) -> dict[str, Any]:
+def errors_series(engine: Engine, window: Window, refresh: bool = True) -> dict[str, Any]:
     """Failed requests per bucket and kind (``status``/``http_status``, e.g. ``error/502``)."""
     h = tables.requests_hourly
-    rows = aggregate(engine, window, ["bucket", "status", "http_status"], where=(h.c.status != "ok", _t.c.status != "ok"))
+    rows = aggregate(engine, window, ["bucket", "status", "http_status"], where=(h.c.status != "ok", _t.c.status != "ok"),
+                     refresh=refresh)
     points = [{"bucket": _bucket_label(r["bucket"], window.bucket), "kind": f"{r['status']}/{r['http_status']}",
                "requests": int(r["requests"])} for r in rows]
     return {"window": window.to_dict(), "points": points}

@@ -11,6 +11,10 @@ The cache maps hash -> key and is reloaded from the database at most every
 effect within that time; keys created through the same ``KeyRing`` count at once.
 Spend is the key's stored running total plus the cost of rows recorded here but
 not yet written, so limits hold before the writer thread catches up.
+
+Kinds: an ``api`` key calls the API; an ``admin`` key calls the API the same way (with its own
+limits, its requests recorded under it) and also opens the dashboard (``gateway/ui.py``), which
+shows every key's spend and, where stored, prompts: so no ordinary key may.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from . import tables
 from .base import utcnow
 
 TOKEN_PREFIX = "crk-"
+API, ADMIN = "api", "admin"
+KINDS = (API, ADMIN)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,11 @@ class ApiKey:
     revoked_at: datetime | None = None
     rpm_limit: int | None = None  # requests per minute
     tpm_limit: int | None = None  # tokens (prompt + completion) per minute
+    kind: str = API
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == ADMIN
 
     @property
     def over_limit(self) -> bool:
@@ -69,6 +80,7 @@ def _from_row(row: object) -> ApiKey:
         revoked_at=tables.as_utc(m["revoked_at"]) if m["revoked_at"] else None,
         rpm_limit=m["rpm_limit"],
         tpm_limit=m["tpm_limit"],
+        kind=m["kind"],
     )
 
 
@@ -165,18 +177,21 @@ class KeyRing:
 
     # -- administration ---------------------------------------------------------------
     def create(self, name: str, spend_limit_usd: float | None = None, *, rpm_limit: int | None = None,
-               tpm_limit: int | None = None) -> tuple[ApiKey, str]:
+               tpm_limit: int | None = None, kind: str = API) -> tuple[ApiKey, str]:
         """Store a new key; return it with its plaintext token, which is never stored."""
         if not name.strip():
             raise InputError("key name must not be empty")
+        if kind not in KINDS:
+            raise InputError(f"key kind must be one of {', '.join(KINDS)}, not {kind!r}")
         _check_limits(spend_limit_usd, rpm_limit, tpm_limit)
         token = new_token()
         key = ApiKey(id="key_" + secrets.token_hex(6), name=name.strip(), spend_limit_usd=spend_limit_usd,
-                     spent_usd=0.0, created_at=utcnow(), rpm_limit=rpm_limit, tpm_limit=tpm_limit)
+                     spent_usd=0.0, created_at=utcnow(), rpm_limit=rpm_limit, tpm_limit=tpm_limit, kind=kind)
         with self._engine.begin() as conn:
             conn.execute(tables.api_keys.insert().values(
                 id=key.id, name=key.name, key_hash=hash_token(token), spend_limit_usd=spend_limit_usd,
                 spent_usd=0.0, reserved_usd=0.0, created_at=key.created_at, rpm_limit=rpm_limit, tpm_limit=tpm_limit,
+                kind=kind,
             ))
             announce_key_change(conn)
         self.reload()

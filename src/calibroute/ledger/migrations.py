@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Column, Connection, Engine, String, cast, func, inspect, select, text, update
+from sqlalchemy import Column, Connection, Engine, String, cast, func, inspect, select, update
 
 from . import tables
 from .base import utcnow
+from .dblock import locked_transaction
 
 Migration = Callable[[Connection], None]
 PG_LOCK_KEY = 0x63616C6962  # "calib": the advisory lock that serialises migrations on PostgreSQL
@@ -86,6 +87,13 @@ def m006_cached_input(conn: Connection) -> None:
             add_column_if_missing(conn, table.name, table.c[name])
 
 
+@migration
+def m007_key_kind(conn: Connection) -> None:
+    """A key's kind: ``api`` (every key before this) or ``admin`` (may also open the dashboard)."""
+    if "kind" not in {c["name"] for c in inspect(conn).get_columns("api_keys")}:
+        conn.exec_driver_sql("ALTER TABLE api_keys ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT 'api'")
+
+
 def add_column_if_missing(conn: Connection, table: str, column: Column[object]) -> None:
     """``ALTER TABLE ... ADD COLUMN`` unless the column exists (for future migrations)."""
     if column.name in {c["name"] for c in inspect(conn).get_columns(table)}:
@@ -117,19 +125,5 @@ def applied_migrations(conn: Connection) -> list[str]:
 def migrate_engine(engine: Engine) -> list[str]:
     """``migrate`` under a database-wide lock, so processes opening a new ledger together
     (several gateway workers, a gateway and the CLI) neither collide nor apply twice."""
-    if engine.dialect.name == "sqlite":
-        # BEGIN IMMEDIATE takes SQLite's write lock up front (waiting out the busy timeout);
-        # the driver's own transaction handling is switched off so it cannot interfere.
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                applied = migrate(conn)
-            except BaseException:
-                conn.exec_driver_sql("ROLLBACK")
-                raise
-            conn.exec_driver_sql("COMMIT")
-            return applied
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+    with locked_transaction(engine, PG_LOCK_KEY) as conn:
         return migrate(conn)

@@ -19,12 +19,13 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, case, func, select, text
+from sqlalchemy import ColumnElement, Connection, Engine, case, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import tables
 from .base import utcnow
+from .dblock import locked_transaction
 
 STATE = "hourly"
 CHUNK = 500_000
@@ -86,7 +87,7 @@ def _group(conn: Connection, low: int, high: int) -> Grouped:
     return hourly, keyed
 
 
-def _settled_max_id(conn: Connection) -> int:
+def settled_max_id(conn: Connection) -> int:
     if conn.dialect.name == "sqlite":  # one writer at a time: every id below the max is committed
         return int(conn.execute(select(func.max(_t.c.id))).scalar() or 0)
     cutoff = utcnow() - PG_SETTLE
@@ -99,40 +100,32 @@ def _step(engine: Engine) -> bool:
     False when there was nothing to do."""
     with engine.connect() as conn:
         low = last_id(conn)
-        high = min(_settled_max_id(conn), low + CHUNK)
+        high = min(settled_max_id(conn), low + CHUNK)
         if high <= low:
             return False
         hourly, keyed = _group(conn, low, high)
 
-    def apply(conn: Connection) -> None:
+    with locked_transaction(engine, PG_LOCK_KEY) as conn:
         if last_id(conn) != low:
-            return  # another reader rolled this chunk up first
+            return True  # another reader rolled this chunk up first
         _upsert(conn, _h, _DIMS, hourly)
         _upsert(conn, _k, ["hour", "api_key_id"], keyed)
         st = tables.rollup_state
         if conn.execute(st.update().where(st.c.name == STATE).values(last_id=high)).rowcount == 0:
             conn.execute(st.insert().values(name=STATE, last_id=high))
-
-    if engine.dialect.name == "sqlite":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                apply(conn)
-            except BaseException:
-                conn.exec_driver_sql("ROLLBACK")
-                raise
-            conn.exec_driver_sql("COMMIT")
-        return True
-    with engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
-        apply(conn)
     return True
+
+
+def step_in_process(engine: Engine) -> bool:
+    """One chunk (``_step``), in turn with this process's other refreshes."""
+    with _IN_PROCESS:
+        return _step(engine)
 
 
 def refresh(engine: Engine) -> None:
     """Bring the rollups up to date (a no-op read when nothing new was written)."""
     with engine.connect() as conn:
-        if _settled_max_id(conn) <= last_id(conn):
+        if settled_max_id(conn) <= last_id(conn):
             return
     with _IN_PROCESS:
         while _step(engine):

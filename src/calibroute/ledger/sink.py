@@ -149,8 +149,8 @@ class Ledger:
     def keys_enabled(self) -> bool:
         return self.keys.keys_enabled()
 
-    def create_key(self, name: str, spend_limit_usd: float | None = None) -> tuple[ApiKey, str]:
-        return self.keys.create(name, spend_limit_usd)
+    def create_key(self, name: str, spend_limit_usd: float | None = None, *, kind: str = "api") -> tuple[ApiKey, str]:
+        return self.keys.create(name, spend_limit_usd, kind=kind)
 
     def list_keys(self) -> list[ApiKey]:
         return self.keys.list()

@@ -72,6 +72,7 @@ api_keys = Table(
     Column("reserved_usd", Float, nullable=False, default=0.0, server_default="0"),  # sum of live spend_reservations
     Column("rpm_limit", Integer, nullable=True),  # requests per minute (null = none)
     Column("tpm_limit", Integer, nullable=True),  # tokens per minute (null = none)
+    Column("kind", String(16), nullable=False, default="api", server_default="api"),  # "api" or "admin" (keys.py)
 )
 
 # Upper-bound costs held for requests in flight against keys with a spend limit (see reservations.py).
