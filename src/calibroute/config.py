@@ -79,11 +79,21 @@ class Budget(_Strict):
         return ", ".join(parts)
 
 
+ApiStyle = Literal["openai", "anthropic", "responses"]
+# The reasoning controls a native (non chat-completions) API can carry; the others need chat-completions features
+# (chat_template_kwargs, an assistant prefill for <think> forcing).
+NATIVE_CONTROLS: dict[str, tuple[str, ...]] = {"anthropic": ("none", "budget_tokens", "reasoning_effort"),
+                                               "responses": ("none", "reasoning_effort")}
+
+
 class BackendSpec(_Strict):
     """Where a model is served. API keys come from the environment, never from this file."""
 
-    base_url: str = Field(pattern=r"^https?://", description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
-    api_style: Literal["openai"] = "openai"
+    base_url: str = Field(pattern=r"^https?://", description="base URL of the API, e.g. http://127.0.0.1:8000/v1")
+    api_style: ApiStyle = Field(
+        default="openai", description="the API the backend speaks: openai (chat completions), anthropic (Messages), "
+        "responses (OpenAI Responses); the gateway passes requests of the same API through natively"
+    )
     api_key_env: str | None = Field(default=None, description="name of the environment variable holding the key")
     served_model: str | None = Field(default=None, description="model id at the backend, if not the model's name")
     connect_timeout_s: float = Field(default=5.0, gt=0)
@@ -114,6 +124,15 @@ class ModelSpec(_Strict):
     def _active_le_total(self) -> ModelSpec:
         if self.total_params_b and self.active_params_b and self.active_params_b > self.total_params_b:
             raise ValueError("active_params_b cannot exceed total_params_b")
+        return self
+
+    @model_validator(mode="after")
+    def _control_fits_the_api(self) -> ModelSpec:
+        allowed = NATIVE_CONTROLS.get(self.backend.api_style)
+        if allowed is not None and self.reasoning.value not in allowed:
+            msg = (f"reasoning {self.reasoning.value!r} needs a chat-completions backend; a backend with api_style "
+                   f"{self.backend.api_style!r} takes {', '.join(allowed)}")
+            raise _field_error(("reasoning",), msg, self.reasoning.value)
         return self
 
     @property

@@ -13,7 +13,8 @@ from ..errors import ConfigError
 from .base import Backend, RateLimited, StreamEvent, UpstreamRejected, UpstreamStream, error_for_status
 
 # api_style -> "module:class"; the class takes a ModelSpec.
-BACKENDS: dict[str, str] = {"openai": ".openai_compat:OpenAICompatBackend"}
+BACKENDS: dict[str, str] = {"openai": ".openai_compat:OpenAICompatBackend", "anthropic": ".native:AnthropicBackend",
+                            "responses": ".native:ResponsesBackend"}
 
 
 def backend_factory(api_style: str) -> Callable[[ModelSpec], Backend]:

@@ -196,6 +196,8 @@ class OpenAICompatBackend:
     The session is created on first use, on the running event loop (aiohttp binds it there).
     """
 
+    path = "/chat/completions"  # appended to the backend's base_url
+
     def __init__(self, spec: ModelSpec, *, max_connections: int = 200) -> None:
         self.name = spec.name
         self.spec = spec
@@ -203,14 +205,15 @@ class OpenAICompatBackend:
         self.served_model = b.served_model or spec.name
         self.total_timeout_s = b.total_timeout_s
         self.max_connections = max_connections
-        self.headers = {"content-type": "application/json"}
-        key = b.api_key()
-        if key:
-            self.headers["authorization"] = f"Bearer {key}"
-        self.url = URL(b.base_url.rstrip("/") + "/chat/completions")
+        self.headers = {"content-type": "application/json", **self.auth_headers(b.api_key())}
+        self.url = URL(b.base_url.rstrip("/") + self.path)
         self.proxy = env_proxy(self.url)
         self._timeout = aiohttp.ClientTimeout(total=None, connect=b.connect_timeout_s, sock_read=b.read_timeout_s)
         self._session: aiohttp.ClientSession | None = None
+
+    @staticmethod
+    def auth_headers(key: str | None) -> dict[str, str]:
+        return {"authorization": f"Bearer {key}"} if key else {}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -239,6 +242,15 @@ class OpenAICompatBackend:
         return response
 
     async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        data = await self.fetch_json(body)
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise BackendUnavailable(f"{self.name}: response has no 'choices' list")
+        if "usage" in data:
+            data["usage"] = plausible_usage(data["usage"], self.spec.context_window)
+        return data
+
+    async def fetch_json(self, body: dict[str, Any]) -> Any:
+        """POST ``body`` (not streamed) and parse the answer; errors mapped, the total deadline kept."""
         try:
             async with asyncio.timeout(self.total_timeout_s):
                 with mapped_transport_errors(self.name):
@@ -250,14 +262,9 @@ class OpenAICompatBackend:
         except TimeoutError:
             raise BackendTimeout(f"{self.name}: total timeout of {self.total_timeout_s:g}s exceeded") from None
         try:
-            data = json.loads(raw)
+            return json.loads(raw)
         except ValueError:
             raise BackendUnavailable(f"{self.name}: response is not JSON") from None
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise BackendUnavailable(f"{self.name}: response has no 'choices' list")
-        if "usage" in data:
-            data["usage"] = plausible_usage(data["usage"], self.spec.context_window)
-        return data
 
     async def open_stream(self, body: dict[str, Any]) -> OpenAIStream:
         deadline = time.monotonic() + self.total_timeout_s

@@ -64,13 +64,15 @@ def _event(kind: str, data: dict[str, Any]) -> bytes:
 
 
 class AnthropicDialect:
+    native_api = "anthropic"
+
     def __init__(self, signer: ThinkingSigner | None = None) -> None:
         self.signer = signer or ThinkingSigner()
 
     def parse(self, obj: dict[str, Any], portfolio: Portfolio) -> ChatRequest:
         body, cap = to_chat_body(obj)
         chat = parse_chat(body, portfolio)
-        return replace(chat, include_usage=True, hints=replace(chat.hints, thinking_tokens=cap))
+        return replace(chat, include_usage=True, hints=replace(chat.hints, thinking_tokens=cap), source=obj)
 
     def message(self, out: Outcome, content: list[dict[str, Any]], stop_reason: str | None) -> dict[str, Any]:
         return {"id": "msg_" + out.request_id, "type": "message", "role": "assistant", "model": out.model or "",
@@ -97,6 +99,13 @@ class AnthropicDialect:
             headers = {**(headers or {}), "retry-after": retry_after}
         return Response(json.dumps(error_body(exc)), status_code=status_of(exc), headers=headers,
                         media_type="application/json")
+
+
+    def error_event(self, exc: BaseException, last: dict[str, Any] | None) -> bytes:
+        return _event("error", {"error": error_body(exc)["error"]})
+
+    def native_answer(self, chat: ChatRequest, data: dict[str, Any]) -> None:
+        return None
 
 
 class AnthropicStream:

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..backends.base import Backend, UpstreamStream
+from ..backends.native import NativeBackend
 from ..budgets.forcing import ThinkForcer, initial_body
 from ..budgets.translate import Translation, translate_budget
 from ..config import Budget, Portfolio
@@ -36,6 +37,7 @@ from .fallback import Attempted, Fallback
 from .guard import guarded
 from .ledgerbuf import CoalescingSink
 from .metrics import GatewayMetrics
+from .passthrough import native_body, relay_native
 from .requests import ChatRequest, parse_json_object, read_body
 from .settings import GatewaySettings
 from .ratelimit import RateLimiter
@@ -164,11 +166,24 @@ class Gateway:
         body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
         return initial_body(body, tr.think, self.forcing) if tr.think is not None else body
 
-    async def _open(self, chat: ChatRequest, decision: Decision, out: Outcome) -> tuple[Translation, dict[str, Any], UpstreamStream]:
-        async def attempt(model: str) -> tuple[Translation, dict[str, Any], UpstreamStream]:
+    def native(self, chat: ChatRequest, dialect: Dialect | None, model: str) -> NativeBackend | None:
+        """The model's backend when it speaks the client's API itself: the request then passes through natively."""
+        backend = self.backends[model]
+        api = dialect.native_api if dialect is not None else None
+        if api is None or chat.source is None or getattr(backend, "api_name", None) != api:
+            return None
+        return backend  # type: ignore[return-value]
+
+    async def _open(self, chat: ChatRequest, decision: Decision, out: Outcome, dialect: Dialect | None = None
+                    ) -> tuple[Translation, dict[str, Any], UpstreamStream, NativeBackend | None]:
+        """The first stream any model of the route opens; natively when its backend speaks ``dialect``'s API."""
+        async def attempt(model: str) -> tuple[Translation, dict[str, Any], UpstreamStream, NativeBackend | None]:
             tr = self.plan(model, decision.budget)
+            if (native := self.native(chat, dialect, model)) is not None:
+                body = native_body(native.api_name, chat, tr)
+                return tr, body, await native.native_stream(body), native
             body = self._stream_body(chat, tr)
-            return tr, body, await self.backends[model].open_stream(body)
+            return tr, body, await self.backends[model].open_stream(body), None
 
         _, result = await self.fallback.run([decision.model, *decision.fallbacks], attempt, out.tried)
         out.budget = result[0].budget
@@ -180,35 +195,47 @@ class Gateway:
         return ThinkForcer(stream, self.backends[model].open_stream, body, tr.think, self.forcing)
 
     async def _stream(self, chat: ChatRequest, decision: Decision, out: Outcome, dialect: Dialect) -> Response:
-        tr, body, stream = await self._open(chat, decision, out)
-        forcer = out.forcer = self._forcer(tr, body, stream, out.model or decision.model)
+        tr, body, stream, native = await self._open(chat, decision, out, dialect)
         assert out.tally is not None
+        headers = self.headers(out, cost=decision.estimated_cost_usd)
+        headers["cache-control"] = "no-cache"
+        if native is not None:
+            events = relay_native(stream, native.chunks(), out.tally, finish=lambda exc: self.finish(out, exc, streamed=True),
+                                  error_event=dialect.error_event, on_final=lambda data: dialect.native_answer(chat, data),
+                                  close=stream.aclose)
+            return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        forcer = out.forcer = self._forcer(tr, body, stream, out.model or decision.model)
         close = forcer.aclose if forcer is not None else stream.aclose
         events = aiter(forcer) if forcer is not None else aiter(stream)
         chunks = relay(events, close, out.tally, include_usage=chat.include_usage, forcer=forcer,
                        finish=lambda exc: self.finish(out, exc, streamed=True),
                        ready=getattr(stream, "ready", None) if forcer is None else None)
-        headers = self.headers(out, cost=decision.estimated_cost_usd)
-        headers["cache-control"] = "no-cache"
         return StreamingResponse(dialect.stream(chat, chunks, out), media_type="text/event-stream", headers=headers)
 
     async def _complete(self, chat: ChatRequest, decision: Decision, out: Outcome, dialect: Dialect) -> Response:
         assert out.tally is not None
         first = self.plan(decision.model, decision.budget)
         if first.think is not None:  # forcing needs the stream; the client still gets one JSON body
-            tr, body, stream = await self._open(chat, decision, out)
+            tr, body, stream, _ = await self._open(chat, decision, out)
             forcer = out.forcer = self._forcer(tr, body, stream, out.model or decision.model)
             try:
                 data = await assemble(aiter(forcer) if forcer else aiter(stream), out.tally, forcer)
             finally:
                 await (forcer.aclose() if forcer else stream.aclose())
         else:
-            async def attempt(model: str) -> tuple[Translation, dict[str, Any]]:
+            async def attempt(model: str) -> tuple[Translation, dict[str, Any], NativeBackend | None]:
                 tr = self.plan(model, decision.budget)
-                return tr, await self.backends[model].complete(tr.apply(chat.body))
+                if (native := self.native(chat, dialect, model)) is not None:
+                    return tr, await native.native_complete(native_body(native.api_name, chat, tr)), native
+                return tr, await self.backends[model].complete(tr.apply(chat.body)), None
 
-            _, (tr, data) = await self.fallback.run([decision.model, *decision.fallbacks], attempt, out.tried)
+            _, (tr, data, native) = await self.fallback.run([decision.model, *decision.fallbacks], attempt, out.tried)
             out.budget = tr.budget
+            if native is not None:  # the backend's own answer, counted through its API's translation
+                out.tally.see(native.api.completion(data))
+                self.finish(out, None)
+                dialect.native_answer(chat, data)
+                return Response(json.dumps(data), media_type="application/json", headers=self.headers(out))
             out.tally.see(data)
             usage = data.get("usage")
             data["usage"] = {**(usage if isinstance(usage, dict) else {}), **out.tally.usage_block()}

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.responses import Response
 
 from ..config import Portfolio
-from .errors import error_response
+from .errors import error_response, sse_error
 from .requests import ChatRequest, parse_chat
 
 if TYPE_CHECKING:
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 
 class Dialect(Protocol):
+    native_api: str | None  # the backend api_style that speaks this API itself (requests then pass through natively)
+
     def parse(self, obj: dict[str, Any], portfolio: Portfolio) -> ChatRequest:
         """The client's JSON body as a chat-completions request; InputError when it is not valid."""
 
@@ -35,9 +37,17 @@ class Dialect(Protocol):
     def error_response(self, exc: BaseException, headers: dict[str, str] | None = None) -> Response:
         """An error before the first byte, in this API's format."""
 
+    def error_event(self, exc: BaseException, last: dict[str, Any] | None) -> bytes:
+        """A natively relayed stream's failure after the first byte, as this API's error event (``last``: the last event)."""
+
+    def native_answer(self, chat: ChatRequest, data: dict[str, Any]) -> None:
+        """A backend's native answer (whole, or the final object of its stream) went to the client."""
+
 
 class ChatDialect:
     """OpenAI chat completions: the pipeline's own shapes, unchanged."""
+
+    native_api = None
 
     def parse(self, obj: dict[str, Any], portfolio: Portfolio) -> ChatRequest:
         return parse_chat(obj, portfolio)
@@ -50,6 +60,12 @@ class ChatDialect:
 
     def error_response(self, exc: BaseException, headers: dict[str, str] | None = None) -> Response:
         return error_response(exc, headers)
+
+    def error_event(self, exc: BaseException, last: dict[str, Any] | None) -> bytes:
+        return sse_error(exc)
+
+    def native_answer(self, chat: ChatRequest, data: dict[str, Any]) -> None:
+        return None
 
 
 CHAT = ChatDialect()

@@ -58,6 +58,8 @@ def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str
 
 
 class ResponsesDialect:
+    native_api = "responses"
+
     def __init__(self, store: ConversationStore | None = None) -> None:
         self.store = store or ConversationStore()
 
@@ -84,9 +86,11 @@ class ResponsesDialect:
         messages = list(chat.body["messages"])
         if (chat.source or {}).get("instructions") is not None:
             messages = messages[1:]
-        text = "".join(p["text"] for item in data["output"] if item["type"] == "message" for p in item["content"])
-        calls = [{"id": item["call_id"], "type": "function", "function": {"name": item["name"], "arguments": item["arguments"]}}
-                 for item in data["output"] if item["type"] == "function_call"]
+        output = [item for item in data.get("output") or () if isinstance(item, dict)]
+        text = "".join(p.get("text", "") for item in output if item.get("type") == "message" for p in item.get("content") or ())
+        calls = [{"id": item.get("call_id"), "type": "function", "function": {"name": item.get("name"),
+                                                                           "arguments": item.get("arguments")}}
+                 for item in output if item.get("type") == "function_call"]
         answer: dict[str, Any] = {"role": "assistant", "content": text or None}
         if calls:
             answer["tool_calls"] = calls
@@ -110,6 +114,17 @@ class ResponsesDialect:
 
     def error_response(self, exc: BaseException, headers: dict[str, str] | None = None) -> Response:
         return error_response(exc, headers)
+
+    def error_event(self, exc: BaseException, last: dict[str, Any] | None) -> bytes:
+        seq = (last or {}).get("sequence_number")
+        payload = {"type": "error", "code": "server_error", "message": str(exc) or type(exc).__name__, "param": None,
+                   "sequence_number": seq + 1 if isinstance(seq, int) else 0}
+        return b"event: error\ndata: " + json.dumps(payload).encode() + b"\n\n"
+
+    def native_answer(self, chat: ChatRequest, data: dict[str, Any]) -> None:
+        """A native Response is kept like a translated one, so ``previous_response_id`` works with its id."""
+        if (chat.source or {}).get("store") is not False and isinstance(data.get("id"), str):
+            self.remember(chat, data)
 
 
 class ResponsesStream:

@@ -103,6 +103,21 @@ class FinalChunk(bytes):
     """The last bytes of a stream: the sender ends the response with them (one write less)."""
 
 
+class Ending:
+    """How a relayed stream ends, whichever way it does: the upstream closed (shielded from the client's
+    cancellation) and ``finish`` called, exactly once."""
+
+    def __init__(self, close: Callable[[], Awaitable[None]], finish: Callable[[BaseException | None], None]) -> None:
+        self.close, self.finish, self.done = close, finish, False
+
+    async def __call__(self, error: BaseException | None) -> None:
+        if not self.done:
+            self.done = True
+            with anyio.CancelScope(shield=True):
+                await self.close()
+            self.finish(error)
+
+
 async def relay(
     events: AsyncIterator[StreamEvent],
     close: Callable[[], Awaitable[None]],
@@ -119,17 +134,8 @@ async def relay(
     ``ready`` (the upstream has more already received) lets chunks that arrived together
     leave together: nothing waits for more data, so the relay stays chunk by chunk in time.
     """
-    finished = False
+    end = Ending(close, finish)
     pending: list[bytes] = []
-
-    async def end(error: BaseException | None) -> None:
-        nonlocal finished
-        if not finished:
-            finished = True
-            with anyio.CancelScope(shield=True):
-                await close()
-            finish(error)
-
     try:
         try:
             async for ev in events:
