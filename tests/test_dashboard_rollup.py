@@ -99,3 +99,26 @@ def test_concurrent_refreshes_count_each_row_once(ledger_url: str, monkeypatch: 
             assert rollup.last_id(conn) == 2000
         assert rolled == keyed == 2000
         assert q.summary(ledger.engine, WINDOW)["requests"] == 2000
+
+
+def test_a_ledger_from_before_m008_gets_the_key_and_rule_indexes(ledger_url: str) -> None:  # noqa: F811
+    from sqlalchemy import inspect, text
+
+    from calibroute.ledger.migrations import migrate_engine
+    from calibroute.ledger.store import make_engine, resolve_url
+
+    seed_ledger(ledger_url)
+    engine = make_engine(resolve_url(ledger_url))
+    with engine.begin() as conn:  # back to the indexes before m008
+        for name in ("ix_requests_api_key_id_id", "ix_requests_route_rule_id"):
+            conn.execute(text(f"DROP INDEX {name}"))
+        conn.execute(text("CREATE INDEX ix_requests_api_key_id ON requests (api_key_id)"))
+        conn.execute(text("DELETE FROM calibroute_migrations WHERE name = 'm008_key_and_rule_indexes'"))
+    assert migrate_engine(engine) == ["m008_key_and_rule_indexes"]
+    with engine.connect() as conn:
+        names = {ix["name"] for ix in inspect(conn).get_indexes("requests")}
+    assert {"ix_requests_api_key_id_id", "ix_requests_route_rule_id"} <= names and "ix_requests_api_key_id" not in names
+    escalated = q.recent(engine, 10, {"rule": "escalated"})["requests"]
+    assert [r["request_id"] for r in escalated] == ["seed-3"]
+    assert q.recent(engine, 10, {"key": "nobody"})["requests"] == []
+    engine.dispose()

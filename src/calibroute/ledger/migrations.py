@@ -94,6 +94,20 @@ def m007_key_kind(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE api_keys ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT 'api'")
 
 
+@migration
+def m008_key_and_rule_indexes(conn: Connection) -> None:
+    """(key, id) and (rule, id) indexes for the dashboard's "last N requests" filtered by key or rule:
+    without them a rare value scans the whole table (1.1 s at 10 M rows on PostgreSQL). The
+    (key, id) index replaces the plain key index. Builds both on an existing ledger (about a
+    minute per 10 M rows, holding writes meanwhile, as m003 did)."""
+    tables.requests.create(conn, checkfirst=True)
+    for index in tables.requests.indexes:
+        if index.name in ("ix_requests_api_key_id_id", "ix_requests_route_rule_id"):
+            index.create(conn, checkfirst=True)
+    if "ix_requests_api_key_id" in {ix["name"] for ix in inspect(conn).get_indexes("requests")}:
+        conn.exec_driver_sql("DROP INDEX ix_requests_api_key_id")
+
+
 def add_column_if_missing(conn: Connection, table: str, column: Column[object]) -> None:
     """``ALTER TABLE ... ADD COLUMN`` unless the column exists (for future migrations)."""
     if column.name in {c["name"] for c in inspect(conn).get_columns(table)}:

@@ -52,11 +52,12 @@ requests = Table(
     Column("cache_saved_usd", Float, nullable=False, default=0.0, server_default="0"),
     Column("affinity_saved_usd", Float, nullable=False, default=0.0, server_default="0"),
     Index("ix_requests_created_at", "created_at"),
-    Index("ix_requests_api_key_id", "api_key_id"),
-    # the dashboard's "last N requests" filtered by class / model / status, newest first
+    # the dashboard's "last N requests" filtered by class / model / status / key / rule, newest first
     Index("ix_requests_task_class_id", "task_class", "id"),
     Index("ix_requests_model_id", "model", "id"),
     Index("ix_requests_status_id", "status", "id"),
+    Index("ix_requests_api_key_id_id", "api_key_id", "id"),  # also serves what ix_requests_api_key_id did (m008)
+    Index("ix_requests_route_rule_id", "route_rule", "id"),
 )
 
 api_keys = Table(
