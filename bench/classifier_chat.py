@@ -27,6 +27,7 @@ from calibroute.classify.chat_data import ChatRow
 from calibroute.classify.corpus import CLASSES
 from calibroute.classify.encoder import EncoderHead, EncoderTaskClassifier, load_encoder_classifier
 from calibroute.classify.encoder_training import (
+    SEVERE_MISROUTES,
     TARGET_ROUTED_ACCURACY,
     build_data,
     choose_min_confidence,
@@ -37,7 +38,7 @@ from calibroute.conversation import Turn
 from calibroute.datasets import data_root
 
 S, R, O, G = (CLASSES.index(c) for c in ("SIMPLE", "REASONING", "OPEN_ENDED", "GENERAL"))
-SEVERE = {(R, S), (R, O), (S, R), (O, R), (G, S)}  # (true, routed): the definition
+SEVERE = {(CLASSES.index(a), CLASSES.index(b)) for a, b in SEVERE_MISROUTES}  # (true, routed): the definition
 DEMO_INTENDED = ["SIMPLE"] * 4 + ["REASONING"] * 4 + ["OPEN_ENDED"] * 4 + ["GENERAL"] * 3 + ["REASONING"]
 POOL_PER_SOURCE = 400
 

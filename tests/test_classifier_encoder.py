@@ -145,8 +145,10 @@ def test_thresholds_per_predicted_class_keep_the_most_requests_at_the_target_acc
     y = np.array([0, 1, 0, 1, 1])
     chosen = choose_min_confidence(proba, y, target=0.99, grid=[0.4, 0.5, 0.61, 0.7])
     assert chosen["SIMPLE"] == 0.61 and chosen["REASONING"] == 0.4  # one global threshold would have to drop both
-    assert choose_min_confidence(proba, y, target=0.7, grid=[0.4, 0.5, 0.61, 0.7])["SIMPLE"] == 0.4
+    assert choose_min_confidence(proba, y, target=0.7, grid=[0.4, 0.5, 0.61, 0.7], max_severe=1.0)["SIMPLE"] == 0.4
     assert coverage_curve(proba[:4], y[:4], [0.0])[0] == (0.0, 1.0, 0.75)
+    # The wrong SIMPLE guess at 0.6 was a REASONING request: a severe misroute, which the cap keeps out.
+    assert choose_min_confidence(proba, y, target=0.7, grid=[0.4, 0.5, 0.61, 0.7], max_severe=0.0)["SIMPLE"] == 0.61
 
 
 def _write_rows(path: Path, rows: list[dict]) -> Path:
