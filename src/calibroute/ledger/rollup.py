@@ -36,8 +36,7 @@ _IN_PROCESS = threading.Lock()  # the page's parallel reads wait for one refresh
 _t = tables.requests
 _h = tables.requests_hourly
 _k = tables.requests_hourly_by_key
-SUMS = ("requests", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cost_usd", "baseline_cost_usd",
-        "cached_tokens", "cache_saved_usd", "affinity_saved_usd")
+SUMS = tables.ROLLUP_SUMS
 
 
 def hour_text(engine_or_conn: Engine | Connection) -> ColumnElement[Any]:

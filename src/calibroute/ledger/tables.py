@@ -89,14 +89,19 @@ spend_reservations = Table(
 
 # The dashboard's hourly rollups of ``requests`` (see rollup.py): hour is 'YYYY-MM-DD HH' in UTC;
 # a missing class / model / key is '' so the unique keys can be upserted.
-_ROLLUP_SUMS = ("requests", "prompt_tokens", "completion_tokens", "reasoning_tokens")
-
-
-def _cache_sums() -> list[Column[object]]:
-    """Sums added later (m006), with a server default so the migration can add them to existing rollups."""
-    return [Column("cached_tokens", Integer, nullable=False, server_default="0"),
+def _rollup_sums() -> list[Column[object]]:
+    """The summed columns of both rollups; those added later (m006) have a server default so the
+    migration can add them to existing rollups."""
+    return [*(Column(name, Integer, nullable=False) for name in ("requests", "prompt_tokens", "completion_tokens",
+                                                                 "reasoning_tokens")),
+            Column("cost_usd", Float, nullable=False),
+            Column("baseline_cost_usd", Float, nullable=False),
+            Column("cached_tokens", Integer, nullable=False, server_default="0"),
             Column("cache_saved_usd", Float, nullable=False, server_default="0"),
             Column("affinity_saved_usd", Float, nullable=False, server_default="0")]
+
+
+ROLLUP_SUMS = tuple(c.name for c in _rollup_sums())  # "requests" first: rollup.py counts rows for it
 
 
 requests_hourly = Table(
@@ -109,10 +114,7 @@ requests_hourly = Table(
     Column("http_status", Integer, nullable=False),
     Column("route_rule", String(32), nullable=False),
     Column("fell_back", Integer, nullable=False),  # 1: more than one model tried
-    *(Column(name, Integer, nullable=False) for name in _ROLLUP_SUMS),
-    Column("cost_usd", Float, nullable=False),
-    Column("baseline_cost_usd", Float, nullable=False),
-    *_cache_sums(),
+    *_rollup_sums(),
     Index("ux_requests_hourly", "hour", "task_class", "model", "status", "http_status", "route_rule", "fell_back",
           unique=True),
 )
@@ -121,10 +123,7 @@ requests_hourly_by_key = Table(
     metadata,
     Column("hour", String(13), nullable=False),
     Column("api_key_id", String(32), nullable=False),
-    *(Column(name, Integer, nullable=False) for name in _ROLLUP_SUMS),
-    Column("cost_usd", Float, nullable=False),
-    Column("baseline_cost_usd", Float, nullable=False),
-    *_cache_sums(),
+    *_rollup_sums(),
     Index("ux_requests_hourly_by_key", "hour", "api_key_id", unique=True),
 )
 rollup_state = Table(
