@@ -58,6 +58,10 @@ def test_without_keys_a_network_address_stays_closed(tmp_path: Path, fakes, serv
         with gateway_stack(fakes, servers[1], ledger=ledger, host="0.0.0.0") as stack:
             r = ui(stack.url, "anything")
         assert r.status_code == 403 and "not loopback" in r.json()["error"]["message"]
+        with gateway_stack(fakes, servers[1], ledger=ledger) as stack:  # on loopback, behind a proxy on this machine
+            forwarded = httpx.get(f"{stack.url}/ui/api/summary", headers={"x-forwarded-for": "203.0.113.9"})
+            assert ui(stack.url, None).status_code == 200
+        assert forwarded.status_code == 403 and "203.0.113.9" in forwarded.json()["error"]["message"]
 
 
 def test_keys_cli_creates_and_lists_admin_keys(tmp_path: Path) -> None:

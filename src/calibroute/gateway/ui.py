@@ -4,7 +4,8 @@ Served by the gateway and by ``calibroute dashboard`` (no gateway, just a ledger
 (``Dashboard.check_access``): ``Authorization: Bearer`` with the ``ui_token`` or, when API keys
 are enabled, an admin key (``calibroute keys create NAME --admin``); an ordinary API key gets 403.
 Without either, the dashboard answers only when API keys are off *and* it listens on a loopback
-address, so it is never open by default to a network.
+address *and* the client is on loopback (uvicorn takes the client from ``X-Forwarded-For`` when a
+proxy on this machine sends it), so it is never open by default to a network.
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ class Dashboard:
         if not is_loopback(self.host):
             raise Forbidden(f"dashboard is off: listening on {self.host}, not loopback; start with --ui-token "
                             "or create an admin key")
+        client = request.client.host if request.client else ""
+        if not is_loopback(client):  # a reverse proxy on this host that sends X-Forwarded-For: uvicorn puts it here
+            raise Forbidden(f"dashboard is off for {client or 'this client'}: not on this machine; start with "
+                            "--ui-token or create an admin key")
 
     def refresh_totals(self) -> bool:
         """Whether a totals read refreshes the rollups (see ``CatchUp.gate``)."""
