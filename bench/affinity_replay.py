@@ -112,16 +112,20 @@ def local_portfolio(source: str | None, backend_url: str, work: Path) -> Path:
     return path
 
 
-def replay(episodes: list[dict[str, Any]], source: str | None, work: Path, affinity: bool) -> dict[str, Any]:
-    """One run on a fresh backend (empty caches) and a fresh ledger."""
+# The runs compared: no affinity; affinity climbing one step at a time (to the routed model); affinity as shipped
+# (a climb goes to the route's highest rung within twice the routed model's turn cost).
+RUNS = {"without": [], "with_step": ["--affinity", "--no-affinity-jump"], "with": ["--affinity"]}
+
+
+def replay(episodes: list[dict[str, Any]], source: str | None, work: Path, name: str) -> dict[str, Any]:
+    """One run (``name``: a key of ``RUNS``) on a fresh backend (empty caches) and a fresh ledger."""
     backend, backend_port, gw_port = CachingBackend(), free_port(), free_port()
     server = serve_backend(backend, backend_port)
-    name = "with" if affinity else "without"
     portfolio = local_portfolio(source, f"http://127.0.0.1:{backend_port}", work)
     ledger = work / f"ledger-{name}.db"
     serve = [str(Path(sys.executable).parent / "calibroute"), "serve", "--config", str(portfolio), "--port", str(gw_port),
              "--ledger", str(ledger), "--ledger-journal", "off", "--log-level", "warning",
-             *(["--affinity"] if affinity else [])]
+             *RUNS[name]]
     gw = f"http://127.0.0.1:{gw_port}"
     conversations: list[list[str]] = []
     try:
@@ -179,11 +183,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="calibroute-affinity-"))
     rank = Affinity(load_portfolio(local_portfolio(args.portfolio, "http://127.0.0.1:1", work)))
     result: dict[str, Any] = {}
-    for affinity in (False, True):
-        result["with" if affinity else "without"] = summarize(replay(episodes, args.portfolio, work, affinity), rank)
+    for name in RUNS:
+        result[name] = summarize(replay(episodes, args.portfolio, work, name), rank)
         print(json.dumps(result), flush=True)
-    without, with_ = result["without"]["cost_usd"], result["with"]["cost_usd"]
-    result["cost_change_pct"] = round(100 * (with_ - without) / without, 2) if without else None
+    without = result["without"]["cost_usd"]
+    for name in ("with_step", "with"):
+        result[f"{name}_cost_change_pct"] = round(100 * (result[name]["cost_usd"] - without) / without, 2) if without else None
     print(json.dumps(result, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

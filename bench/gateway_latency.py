@@ -9,6 +9,7 @@ then several connection counts for throughput (the best req/s with no errors is 
 Everything runs one at a time and stops by itself.
 
     python bench/gateway_latency.py --duration 10 --out bench/out/gateway_latency.json
+    python bench/gateway_latency.py --dialects-only --rounds 7 --round-seconds 3   # messages / responses vs chat only
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,6 +122,9 @@ def main() -> None:
     ap.add_argument("--classifier", default="default", help="routing.classifier of the gateway (default, lexical, ...)")
     ap.add_argument("--vary", action="store_true", help="a different prompt text in every request (no classifier memo hits)")
     ap.add_argument("--serve-args", default="", help="extra `calibroute serve` options, e.g. '--ledger-journal off'")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of chat / messages / responses")
+    ap.add_argument("--round-seconds", type=int, default=3, help="seconds per endpoint per round")
+    ap.add_argument("--dialects-only", action="store_true", help="only the interleaved chat / messages / responses rounds")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "gateway_latency.json")
     args = ap.parse_args()
     global VARY
@@ -154,21 +159,20 @@ def main() -> None:
         print(name, json.dumps(res), flush=True)
 
     with process([sys.executable, str(ROOT / "bench" / "gateway_fast_backend.py"), "--port", str(backend_port)], backend + "/v1/models"):
-        run_target("direct", backend + "/v1/chat/completions", "fast")
-        run_target("direct-stream", backend + "/v1/chat/completions", "fast", stream=True)
+        if not args.dialects_only:
+            run_target("direct", backend + "/v1/chat/completions", "fast")
+            run_target("direct-stream", backend + "/v1/chat/completions", "fast", stream=True)
         serve = [str(Path(sys.executable).parent / "calibroute"), "serve", "--config", str(work / "portfolio.yaml"), "--port", str(gw_port),
                  "--ledger", str(work / "ledger.db"), "--log-level", "warning", *args.serve_args.split()]
         gw = f"http://127.0.0.1:{gw_port}"
         with process(serve, gw + "/healthz"):
-            run_target("calibroute", gw + "/v1/chat/completions", "fast")
-            run_target("calibroute-auto", gw + "/v1/chat/completions", "auto")
-            run_target("calibroute-stream", gw + "/v1/chat/completions", "fast", stream=True)
-            # the agent APIs on the same gateway process, right after chat completions: the same named model
-            run_target("calibroute-messages", gw + "/v1/messages", "fast")
-            run_target("calibroute-responses", gw + "/v1/responses", "fast")
-            run_target("calibroute-messages-stream", gw + "/v1/messages", "fast", stream=True)
-            run_target("calibroute-responses-stream", gw + "/v1/responses", "fast", stream=True)
-        if not args.skip_litellm:
+            if not args.dialects_only:
+                run_target("calibroute", gw + "/v1/chat/completions", "fast")
+                run_target("calibroute-auto", gw + "/v1/chat/completions", "auto")
+                run_target("calibroute-stream", gw + "/v1/chat/completions", "fast", stream=True)
+            # the agent APIs against chat completions in the same gateway process, interleaved (see dialect_rounds)
+            results["_dialects"] = dialect_rounds(gw, args.rounds, args.round_seconds, work)  # type: ignore[assignment]
+        if not args.skip_litellm and not args.dialects_only:
             exe = ensure_litellm()
             env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR",
                    "LITELLM_MASTER_KEY": MASTER_KEY}
@@ -181,22 +185,58 @@ def main() -> None:
     results["_meta"] = {**results.get("_meta", {}), "load_1m_after": os.getloadavg()[0], "cpus": os.cpu_count()}  # type: ignore[dict-item]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
-    print(report(results))
-    print(dialect_report(results))
+    if not args.dialects_only:
+        print(report(results))
+    print(dialect_report(results["_dialects"]))  # type: ignore[arg-type]
     shutil.rmtree(work, ignore_errors=True)
 
 
-def dialect_report(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    """What /v1/messages and /v1/responses add over chat completions, measured in the same gateway process."""
-    lines = ["| endpoint | p50 ms | vs chat p50 ms | ratio | p99 ms |", "|---|---|---|---|---|"]
-    for stream in ("", "-stream"):
-        base = results.get(f"calibroute{stream}", {}).get("latency")
-        for api in ("", "-messages", "-responses"):
-            lat = results.get(f"calibroute{api}{stream}", {}).get("latency")
-            if base is None or lat is None:
-                continue
-            lines.append(f"| {api.strip('-') or 'chat'}{stream} | {lat['p50_ms']:.3f} | {lat['p50_ms'] - base['p50_ms']:+.3f} | "
-                         f"{lat['p50_ms'] / base['p50_ms']:.2f} | {lat['p99_ms']:.3f} |")
+DIALECTS: dict[str, tuple[str, dict[str, object]]] = {
+    "chat": ("/v1/chat/completions", {"model": "fast", "messages": MESSAGES, "max_tokens": 64}),
+    "messages": ("/v1/messages", {"model": "fast", "messages": MESSAGES, "max_tokens": 64}),
+    "responses": ("/v1/responses", {"model": "fast", "input": MESSAGES[0]["content"], "max_output_tokens": 64}),
+}
+
+
+def dialect_rounds(gw: str, rounds: int, seconds: int, work: Path) -> dict[str, object]:
+    """/v1/messages and /v1/responses against chat completions, one connection, in round-robin rounds on one gateway
+    process: each round runs every endpoint (whole and streamed) for ``seconds``, in an order rotated per round, and
+    each endpoint's p50 is compared with chat's of the same round. Background load then falls on both sides of every
+    difference alike; the median over rounds of the per-round differences is the result."""
+    targets = [(name, stream) for stream in (False, True) for name in DIALECTS]
+    for name, (path, body) in DIALECTS.items():  # warm-up
+        wrk(gw + path, body, 1, 1, work)
+        wrk(gw + path, {**body, "stream": True}, 1, 1, work)
+    runs: list[dict[str, dict[str, float]]] = []
+    for r in range(rounds):
+        order = targets[r % len(targets):] + targets[:r % len(targets)]
+        run: dict[str, dict[str, float]] = {}
+        for name, stream in order:
+            path, body = DIALECTS[name]
+            res = wrk(gw + path, {**body, "stream": True} if stream else body, 1, seconds, work)
+            assert res["errors"] == 0, (name, stream, res)
+            run[name + ("-stream" if stream else "")] = res
+        runs.append(run)
+        print(f"round {r + 1}", json.dumps({k: v["p50_ms"] for k, v in run.items()}), flush=True)
+    summary: dict[str, dict[str, float]] = {}
+    for key in runs[0]:
+        base = "chat-stream" if key.endswith("-stream") else "chat"
+        diffs = sorted(run[key]["p50_ms"] - run[base]["p50_ms"] for run in runs)
+        summary[key] = {"p50_ms": statistics.median(run[key]["p50_ms"] for run in runs),
+                        "p99_ms": statistics.median(run[key]["p99_ms"] for run in runs),
+                        "vs_chat_median_ms": statistics.median(diffs), "vs_chat_min_ms": diffs[0], "vs_chat_max_ms": diffs[-1]}
+    return {"rounds": rounds, "seconds": seconds, "summary": summary, "runs": runs}
+
+
+def dialect_report(dialects: dict[str, object]) -> str:
+    """The per-round differences against chat completions, as a table."""
+    summary: dict[str, dict[str, float]] = dialects["summary"]  # type: ignore[assignment]
+    lines = [f"{dialects['rounds']} interleaved rounds of {dialects['seconds']} s per endpoint",
+             "| endpoint | p50 ms (median) | vs chat, median of per-round differences ms | min / max ms | p99 ms (median) |",
+             "|---|---|---|---|---|"]
+    for key, s in summary.items():
+        lines.append(f"| {key} | {s['p50_ms']:.3f} | {s['vs_chat_median_ms']:+.3f} | {s['vs_chat_min_ms']:+.3f} / "
+                     f"{s['vs_chat_max_ms']:+.3f} | {s['p99_ms']:.3f} |")
     return "\n".join(lines)
 
 

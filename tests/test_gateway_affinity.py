@@ -16,7 +16,7 @@ TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"
 
 @pytest.fixture
 def sticky(servers):
-    with fresh_stack(servers, affinity=True) as stack:
+    with fresh_stack(servers, affinity=True, affinity_jump=False) as stack:  # climbs to the routed model
         yield stack
 
 
@@ -88,7 +88,7 @@ def portfolio_and_decisions(servers):
     def decide(text: str, model: str | None = None):
         return router.decide(messages=[{"role": "user", "content": text}], hints=Hints(model=model))
 
-    return Affinity(portfolio), decide
+    return Affinity(portfolio, jump=False), decide
 
 
 def test_a_conversation_leaves_a_far_dearer_model_when_staying_costs_more(portfolio_and_decisions):
@@ -106,3 +106,21 @@ def test_a_conversation_leaves_a_far_dearer_model_when_staying_costs_more(portfo
     # between models of similar price it stays: thinker (3 / 6) costs under twice what mid (2 / 4) would
     affinity.apply("j", decide(HARD_TURN), tool_turn=False, tokens=10_000)
     assert affinity.apply("j", decide(SIMPLE_TURN), tool_turn=False, tokens=10_100).model == "thinker"
+
+
+def test_a_climbing_conversation_jumps_to_its_routes_highest_affordable_rung(portfolio_and_decisions):
+    """Routed up from mid to thinker, a long conversation goes straight to the route's escalation rung (claude, 5 / 10
+    per million) when this turn costs there under twice what it costs on thinker (3 / 6): one climb, not two; a
+    later turn routed to thinker again stays. A rung dearer than that is not taken."""
+    stepping, decide = portfolio_and_decisions
+    jumping = Affinity(stepping.portfolio, jump=True)
+    jumping.apply("k", decide(SIMPLE_TURN), tool_turn=False, tokens=10_000)  # mid
+    climbed = jumping.apply("k", decide(HARD_TURN), tool_turn=False, tokens=10_100)
+    assert climbed.model == "claude" and climbed.rule == "affinity" and "climbs once" in climbed.reason
+    assert climbed.fallbacks[0] == "thinker"
+    assert jumping.apply("k", decide(HARD_TURN), tool_turn=False, tokens=10_200).model == "claude"
+    assert stepping.apply("s", decide(SIMPLE_TURN), tool_turn=False, tokens=10_000).model == "mid"  # without the jump
+    assert stepping.apply("s", decide(HARD_TURN), tool_turn=False, tokens=10_100).model == "thinker"
+    strict = Affinity(stepping.portfolio, jump=True, release_ratio=1.2)  # claude costs ~1.7x thinker per turn here
+    strict.apply("k", decide(SIMPLE_TURN), tool_turn=False, tokens=10_000)
+    assert strict.apply("k", decide(HARD_TURN), tool_turn=False, tokens=10_100).model == "thinker"

@@ -64,7 +64,7 @@ def test_without_a_cached_price_cached_tokens_cost_the_input_price(gw):
 
 def test_affinity_records_what_staying_on_the_model_saved(servers):
     fakes = servers[0]
-    with fresh_stack(servers, cached_ratio=RATIO, affinity=True) as stack, client_for(stack) as c:
+    with fresh_stack(servers, cached_ratio=RATIO, affinity=True, affinity_jump=False) as stack, client_for(stack) as c:
         for name in ("mid", "thinker"):
             fakes[name].cached_tokens = 1
         for turn in ("hi", "prove that 6 * 7 = 42", "hi"):  # mid, up to thinker, then kept there (routed: mid)

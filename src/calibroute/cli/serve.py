@@ -24,6 +24,7 @@ def serve(
     request_timeout: Annotated[float, typer.Option(help="seconds per request over all retries and fallbacks (504)")] = 600.0,
     body_timeout: Annotated[float, typer.Option(help="seconds a client has to send its request body (408)")] = 30.0,
     affinity: Annotated[bool, typer.Option(help="keep each conversation on its model (moves only upward; tool turns stay)")] = False,
+    affinity_jump: Annotated[bool, typer.Option(help="with --affinity: a climbing conversation goes to its route's highest rung within twice the routed model's turn cost")] = True,
     thinking_key: Annotated[str | None, typer.Option(envvar="CALIBROUTE_THINKING_KEY", show_default=False, help="key that signs /v1/messages thinking blocks; give replicas the same one (default: random, shared by this gateway's workers)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="worker processes sharing the port (each with its own connections; /metrics sums them)")] = 1,
     ui_token: Annotated[Optional[str], typer.Option(envvar="CALIBROUTE_UI_TOKEN", help="bearer token for the /ui dashboard (needed when API keys are on or the address is not loopback)")] = None,
@@ -43,7 +44,7 @@ def serve(
                                    max_body_bytes=max_body_bytes, retries=retries,
                                    breaker_cooldown_s=breaker_cooldown, request_timeout_s=request_timeout,
                                    body_timeout_s=body_timeout, reservation_ttl_s=reservation_ttl,
-                                   redis_url=redis_url, ui_token=ui_token, affinity=affinity,
+                                   redis_url=redis_url, ui_token=ui_token, affinity=affinity, affinity_jump=affinity_jump,
                                    thinking_key=thinking_key or secrets.token_hex(32))
     except ValueError as exc:
         raise ConfigError(f"invalid option: {exc}") from None

@@ -72,8 +72,8 @@ class Affinity:
     """
 
     def __init__(self, portfolio: Portfolio, *, capacity: int = 100_000, ttl_s: float = 3600.0,
-                 typical_output_tokens: int = 200, release_ratio: float = 2.0) -> None:
-        self.portfolio, self.capacity, self.ttl_s = portfolio, capacity, ttl_s
+                 typical_output_tokens: int = 200, release_ratio: float = 2.0, jump: bool = True) -> None:
+        self.portfolio, self.capacity, self.ttl_s, self.jump = portfolio, capacity, ttl_s, jump
         self.typical_output_tokens, self.release_ratio = typical_output_tokens, release_ratio
         self._pins: OrderedDict[str, Pin] = OrderedDict()
         self._lock = threading.Lock()
@@ -131,6 +131,7 @@ class Affinity:
             return decision
         if not tool_turn and self.rank(decision.model) > self.rank(current):
             self.escalated += 1
+            decision = self.climb(key, decision, tokens) if self.jump else decision
             self._pin(key, decision.model, tokens)
             return decision
         why = "answers a tool call made by" if tool_turn else "conversation stays on"
@@ -149,6 +150,21 @@ class Affinity:
         cost = self.portfolio.model(target).cost_usd(decision.input_tokens_est, decision.budget.max_output_tokens)
         return replace(decision, model=target, fallbacks=fallbacks, estimated_cost_usd=cost, rule="affinity",
                        rules=[*decision.rules, "affinity"], reason=f"{decision.reason}; {why} {target}")
+
+    def climb(self, key: str, decision: Decision, tokens: int) -> Decision:
+        """A conversation that must climb goes straight to the highest rung of the routed route's escalation ladder
+        that the release rule would keep it on (this turn's estimated cost there within ``release_ratio`` of the
+        routed model's): one climb instead of one per class change, never to a model it would leave at once."""
+        ladder = self.portfolio.routes[decision.task_class.value].ladder
+        ceiling = self.release_ratio * self.turn_cost(key, decision.model, tokens)
+        higher = [m for m in ladder if self.rank(m) > self.rank(decision.model) and self.turn_cost(key, m, tokens) <= ceiling]
+        if not higher:
+            return decision
+        top = max(higher, key=self.rank)
+        fallbacks = [m for m in [decision.model, *decision.fallbacks] if m != top]
+        cost = self.portfolio.model(top).cost_usd(decision.input_tokens_est, decision.budget.max_output_tokens)
+        return replace(decision, model=top, fallbacks=fallbacks, estimated_cost_usd=cost, rule="affinity",
+                       rules=[*decision.rules, "affinity"], reason=f"{decision.reason}; conversation climbs once, to {top}")
 
     def landing(self, key: str, routed: str, current: str, tokens: int) -> str:
         """Where a conversation leaving ``current`` goes: the cheapest for this turn of the routed model and the
