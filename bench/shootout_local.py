@@ -11,7 +11,7 @@ portfolio whose prices are a self-hosting estimate (a $0.10/hour 2-vCPU VM divid
 model's measured decode speed), run ``calibroute shootout`` (resumable: rerun the same command
 after an interruption), then ``calibroute eval`` on its outcomes. Every command is printed.
 
-    python bench/shootout_local.py --items 50 --max-tokens 320 --out bench/out/shootout_local
+    python bench/shootout_local.py --items 50 --max-tokens 256 --out bench/out/shootout_local
 """
 
 from __future__ import annotations
@@ -134,8 +134,9 @@ def portfolio(names: list[str], url: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=50, help="items per task set (GSM8K, MMLU-STEM)")
-    ap.add_argument("--max-tokens", type=int, default=320)
+    ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--concurrency", type=int, default=2, help="calls in flight (each model runs in its own llama process)")
     ap.add_argument("--with-1p5b", action="store_true", help="add Qwen2.5-Coder-1.5B (~12 tok/s at best: hours)")
     ap.add_argument("--models-dir", type=Path, default=ROOT / ".cache" / "llama" / "models")
     ap.add_argument("--server", type=Path, default=Path(os.environ.get("CALIBROUTE_LLAMA_SERVER",
@@ -154,7 +155,7 @@ def main() -> None:
         cli = [sys.executable, "-c", "from calibroute.cli import main; main()"]
         outcomes = args.out / "outcomes.jsonl"
         code = run([*cli, "shootout", f"gsm8k:{args.items}", f"mmlu-stem:{args.items}", "--config", str(config),
-                    "--models", ",".join(names), "--max-tokens", str(args.max_tokens), "--concurrency", "1",
+                    "--models", ",".join(names), "--max-tokens", str(args.max_tokens), "--concurrency", str(args.concurrency),
                     "--out", str(outcomes), "--summary-json", str(args.out / "summary.json")])
         if code != 0:
             raise SystemExit(code)

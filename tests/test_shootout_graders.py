@@ -46,6 +46,13 @@ def test_choice_grader_finds_the_committed_letter(answer: str, letter: str) -> N
     assert grade_choice(answer, "E").score == 0.0
 
 
+def test_a_restated_option_list_is_no_answer_but_a_quoted_option_is() -> None:
+    options = ["maintain the population at its midpoint", "zero population control", "increase the mortality rate", "x"]
+    assert grade_choice("A. maintain\nB. zero\nC. increase\nD. x\nHard to say.", "D", options).extracted is None
+    assert grade_choice("We should increase the mortality rate.", "C", options).score == 1.0
+    assert grade_choice("The answer is a subtle one: (C)", "C").score == 1.0  # "is a" is not option A
+
+
 def test_text_and_math_graders_normalise_before_comparing() -> None:
     assert grade_exact("The answer is: The Eiffel Tower!", "eiffel tower").score == 1.0
     assert grade_exact("Paris", "Lyon").score == 0.0

@@ -45,7 +45,7 @@ def write_portfolio(path: Path, models: dict[str, tuple[str, str]]) -> Path:
 def write_tasks(path: Path, n: int = N_TASKS, **extra: str) -> Path:
     """Numeric tasks; even ones have reference 42 (the 'strong' fake's answer), odd ones 7 (the 'weak' one's)."""
     rows = [{"id": f"q{i}", "prompt": f"Question {i}: what number is it?", "reference": "42" if i % 2 == 0 else "7",
-             "task": "toy", **extra} for i in range(n)]
+             "task": "toy"} | extra for i in range(n)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 
@@ -268,6 +268,21 @@ def test_a_call_journaled_but_not_graded_is_graded_on_resume_without_a_second_ca
     assert "torn last line" in output
     assert len(models["strong"].requests) == 2
     assert [r["score"] for r in rows_of(tmp_path / "out.jsonl")] == [1.0, 0.0]
+
+
+def test_regrade_grades_the_journaled_answers_again_without_calling(tmp_path, fakes) -> None:
+    models, urls = fakes
+    write_tasks(tmp_path / "tasks.jsonl", n=3)
+    args = shootout_args(tmp_path, urls, "strong")
+    assert run_cli(*args)[0] == 0
+    assert [r["score"] for r in rows_of(tmp_path / "out.jsonl")] == [1.0, 0.0, 1.0]
+    # the same prompts, a corrected reference and another grader: graded again, not asked again
+    write_tasks(tmp_path / "tasks.jsonl", n=3, grader="contains", reference="So the answer is 42")
+    code, output = run_cli(*args, "--regrade")
+    assert code == 0, output
+    assert len(models["strong"].requests) == 3
+    rows = rows_of(tmp_path / "out.jsonl")
+    assert [r["score"] for r in rows] == [1.0, 1.0, 1.0] and {r["grader"] for r in rows} == {"contains"}
 
 
 def test_one_journal_serves_one_run_at_a_time(tmp_path) -> None:

@@ -93,6 +93,7 @@ def shootout(
     seed: Annotated[int, typer.Option(help="seed of the item samples (same seed, same items)")] = 0,
     temperature: Annotated[float, typer.Option(min=0, help="sampling temperature")] = 0.0,
     plot: Annotated[Path | None, typer.Option(help="cost-accuracy plot PNG (default: OUT.png)")] = None,
+    regrade: Annotated[bool, typer.Option("--regrade", help="grade the journaled answers again (no model calls)")] = False,
     summary_json: Annotated[Path | None, typer.Option("--summary-json", help="write the summary table as JSON")] = None,
 ) -> None:
     """Run task sets through models at budgets; graded outcomes, a summary table and a cost-accuracy plot."""
@@ -109,7 +110,7 @@ def shootout(
     journal_path = journal or out.with_name(out.name + ".journal.jsonl")  # type: ignore[union-attr]
     plot = plot or (out.with_suffix(".png") if out is not None else None)
     run = RunSettings(concurrency=concurrency, retries=retries, backoff_s=backoff, max_usd=max_usd,
-                      abort_after=abort_after, temperature=temperature, judge=judge)
+                      abort_after=abort_after, temperature=temperature, judge=judge, regrade=regrade)
     with Journal(journal_path) as jr:
         if jr.repaired:
             err_console.print(f"journal: cut off a torn last line ({jr.repaired} bytes) left by a killed run")

@@ -115,29 +115,39 @@ def _show(x: Fraction) -> str:
 
 # ---- letters -----------------------------------------------------------------------------------
 
-_CHOICE_CUES = (
-    r"answer\s+is\s*:?\s*\(?\**([A-J])\b",
-    r"answer\s*:\s*\(?\**([A-J])\b",
-    r"\b(?:option|choice)\s*\(?([A-J])\b",
+_CHOICE_CUES = (  # the answer commits explicitly: the last such statement counts (the letter upper case: "is a ...")
+    r"(?i:answer\s+is)\s*:?\s*\(?\**([A-J])\b",
+    r"(?i:answer)\s*:\s*\(?\**([A-J])\b",
+    r"\b(?i:option|choice)\s*\(?([A-J])\b",
+)
+_LETTER_CUES = (  # a letter on its own: a restated option list hits every letter, so only one distinct letter counts
     r"^\s*\(?([A-J])[).:]?\s*$",
     r"^\s*\(?([A-J])[).:]\s",
     r"\(([A-J])\)",
 )
+LETTERS = "ABCDEFGHIJ"
 
 
-def extract_choice(text: str) -> str | None:
-    """The letter the answer commits to: an explicit cue first, then a letter alone on a line."""
+def extract_choice(text: str, choices: list[str] | None = None) -> str | None:
+    """The letter the answer commits to: an explicit cue, else a single letter standing alone, else the one
+    option whose text (six characters or more) the answer quotes."""
     if (b := boxed(text)) is not None and re.fullmatch(r"\s*\(?([A-J])\)?\s*", b):
         return b.strip().strip("()")
     for cue in _CHOICE_CUES:
-        hits = re.findall(cue, text, flags=re.MULTILINE | (re.IGNORECASE if "answer" in cue else 0))
+        hits = re.findall(cue, text)
         if hits:
-            return str(hits[-1]).upper()
-    return None
+            return str(hits[-1])
+    for cue in _LETTER_CUES:
+        letters = set(re.findall(cue, text, flags=re.MULTILINE))
+        if len(letters) == 1:
+            return letters.pop()
+    said = f" {normalise(text)} "
+    quoted = [LETTERS[i] for i, c in enumerate(choices or []) if len(normalise(c)) >= 6 and f" {normalise(c)} " in said]
+    return quoted[0] if len(quoted) == 1 else None
 
 
-def grade_choice(answer: str, reference: str) -> Grade:
-    got = extract_choice(answer)
+def grade_choice(answer: str, reference: str, choices: list[str] | None = None) -> Grade:
+    got = extract_choice(answer, choices)
     return Grade(float(got is not None and got == reference.strip().upper()[:1]), got)
 
 
@@ -241,7 +251,7 @@ def grade(task: Task, answer: str) -> Grade:
     if task.grader == "numeric":
         return grade_numeric(text, task.reference)
     if task.grader == "choice":
-        return grade_choice(text, task.reference)
+        return grade_choice(text, task.reference, task.extra.get("choices"))
     if task.grader == "math":
         return grade_math(text, task.reference)
     if task.grader == "exact":

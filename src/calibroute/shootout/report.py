@@ -176,7 +176,7 @@ def outcome_rows(records: Iterable[CallRecord]) -> list[OutcomeRow]:
             output_tokens=r.output_tokens, reasoning_tokens=r.reasoning_tokens, latency_s=r.latency_s, ttft_s=r.ttft_s,
             task=r.task, error=r.error or r.judge_error,
             extra={"budget_tokens": r.budget_tokens, "cached_tokens": r.cached_tokens or None, "tokens_per_s": r.tokens_per_s,
-                   "grader": r.extra.get("grader"), "extracted": r.extracted, "judge_model": r.judge_model,
+                   "grader": r.grader, "extracted": r.extracted, "judge_model": r.judge_model,
                    "judge_cost_usd": r.judge_cost_usd or None, "attempts": r.attempts},
         ))
     return rows

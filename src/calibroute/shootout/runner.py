@@ -47,6 +47,7 @@ class RunSettings:
     temperature: float | None = 0.0
     judge: str | None = None
     judge_max_tokens: int = 256
+    regrade: bool = False  # grade every journaled answer again (a fixed grader), without calling the models
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,8 @@ class Shootout:
         """(cells to call, cells called before but still to grade: interrupted, or the judge failed)."""
         done = self.journal.records
         todo = [c for c in self.cells if c.key not in done or done[c.key].status != "ok"]
-        regrade = [c for c in self.cells
-                   if c.key in done and done[c.key].status == "ok" and (not done[c.key].graded or done[c.key].judge_error)]
+        regrade = [c for c in self.cells if c.key in done and done[c.key].status == "ok"
+                   and (self.run_settings.regrade or not done[c.key].graded or done[c.key].judge_error)]
         return todo, regrade
 
     async def run(self) -> RunResult:
@@ -207,7 +208,7 @@ class Shootout:
     async def _call(self, cell: Cell) -> CallRecord:
         spec = self.specs[cell.model]
         rec = CallRecord(key=cell.key, task_id=cell.task.id, task=cell.task.task, model=cell.model, budget=cell.setting.label,
-                         prompt=cell.task.prompt, budget_tokens=cell.setting.budget_tokens, extra={"grader": cell.task.grader})
+                         prompt=cell.task.prompt, budget_tokens=cell.setting.budget_tokens)
         try:
             gen = await self.generate(cell.model, cell.setting.budget, list(cell.task.messages))
         except BackendError as exc:
@@ -279,7 +280,7 @@ class Shootout:
         answer = rec.answer
         if cell.task.grader != "judge":
             g = await asyncio.to_thread(grade, cell.task, answer)
-            self.journal.record_grade(rec.key, g.score, g.extracted)
+            self.journal.record_grade(rec.key, g.score, cell.task.grader, g.extracted)
             self.on_record(self.journal.records[rec.key])
             return 0.0
         judge = self.run_settings.judge
@@ -297,7 +298,7 @@ class Shootout:
                 score = parsed
         except BackendError as exc:
             error = f"judge call failed: {exc}"
-        self.journal.record_grade(rec.key, score, None, judge_model=judge, judge_cost_usd=cost, judge_error=error)
+        self.journal.record_grade(rec.key, score, "judge", None, judge_model=judge, judge_cost_usd=cost, judge_error=error)
         self.on_record(self.journal.records[rec.key])
         return cost
 

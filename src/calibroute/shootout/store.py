@@ -54,6 +54,7 @@ class CallRecord:
     budget_tokens: float | None = None
     # set by the grade entry
     score: float | None = None
+    grader: str | None = None
     extracted: str | None = None
     judge_model: str | None = None
     judge_cost_usd: float = 0.0
@@ -69,8 +70,8 @@ class CallRecord:
         return self.cost_usd + self.judge_cost_usd
 
 
-_CALL_FIELDS = {f.name for f in fields(CallRecord)} - {"score", "extracted", "judge_model", "judge_cost_usd", "judge_error"}
-_GRADE_FIELDS = ("score", "extracted", "judge_model", "judge_cost_usd", "judge_error")
+_GRADE_FIELDS = ("score", "grader", "extracted", "judge_model", "judge_cost_usd", "judge_error")
+_CALL_FIELDS = {f.name for f in fields(CallRecord)} - set(_GRADE_FIELDS)
 
 
 class Journal:
@@ -133,10 +134,10 @@ class Journal:
         entry = {k: v for k, v in asdict(rec).items() if k in _CALL_FIELDS}
         self._append({"kind": CALL, **entry})
 
-    def record_grade(self, key: str, score: float, extracted: str | None = None, *, judge_model: str | None = None,
-                     judge_cost_usd: float = 0.0, judge_error: str | None = None) -> None:
-        self._append({"kind": GRADE, "key": key, "score": score, "extracted": extracted, "judge_model": judge_model,
-                      "judge_cost_usd": judge_cost_usd, "judge_error": judge_error})
+    def record_grade(self, key: str, score: float, grader: str, extracted: str | None = None, *,
+                     judge_model: str | None = None, judge_cost_usd: float = 0.0, judge_error: str | None = None) -> None:
+        self._append({"kind": GRADE, "key": key, "score": score, "grader": grader, "extracted": extracted,
+                      "judge_model": judge_model, "judge_cost_usd": judge_cost_usd, "judge_error": judge_error})
 
     def spent_usd(self) -> float:
         return sum(r.spend_usd for r in self.records.values())

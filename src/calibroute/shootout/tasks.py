@@ -75,7 +75,8 @@ def _choices_text(choices: list[str]) -> str:
 def mmlu_stem(root: Path) -> list[Task]:
     rows = _jsonl(root / "prompts" / "qwen25_math_eval" / "mmlu_stem" / "test.jsonl")
     return [Task(f"mmlu-stem/{i}", _user(f"{r['question']}\n\n{_choices_text(r['choices'])}\n\n{CHOICE_ANSWER}"),
-                 "ABCDEFGHIJ"[int(r["answer"])], "choice", "mmlu-stem", extra={"subject": r.get("type")})
+                 "ABCDEFGHIJ"[int(r["answer"])], "choice", "mmlu-stem",
+                 extra={"subject": r.get("type"), "choices": list(r["choices"])})
             for i, r in enumerate(rows)]
 
 
@@ -88,7 +89,8 @@ def svamp(root: Path) -> list[Task]:
 def aqua(root: Path) -> list[Task]:
     rows = _jsonl(root / "prompts" / "qwen25_math_eval" / "aqua" / "test.jsonl")
     return [Task(f"aqua/{i}", _user(f"{r['question']}\n\n" + "\n".join(r["options"]) + f"\n\n{CHOICE_ANSWER}"),
-                 str(r["correct"]).strip(), "choice", "aqua") for i, r in enumerate(rows)]
+                 str(r["correct"]).strip(), "choice", "aqua",
+                 extra={"choices": [re.sub(r"^[A-J]\)\s*", "", o) for o in r["options"]]}) for i, r in enumerate(rows)]
 
 
 MATH_ANSWER = "Give the final answer in \\boxed{}."
