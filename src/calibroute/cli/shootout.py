@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -33,21 +34,20 @@ err_console = Console(stderr=True)
 class _Live:
     """Progress-bar state: calls done, running accuracy, spend."""
 
-    def __init__(self, progress: Progress, task_id: object, spent: float) -> None:
+    def __init__(self, progress: Progress, task_id: object) -> None:
         self.progress, self.task_id = progress, task_id
         self.done = 0
         self.score = 0.0
         self.failed = 0
-        self.spent = spent
+        self.spent: Callable[[], float] = lambda: 0.0  # the run's spend so far, earlier sessions included
 
     def __call__(self, rec: CallRecord) -> None:
         self.done += 1
         self.score += (rec.score or 0.0) if rec.status == "ok" else 0.0
         self.failed += rec.status != "ok"
-        self.spent += rec.spend_usd
         acc = self.score / self.done
         self.progress.update(self.task_id, advance=1,  # type: ignore[arg-type]
-                             stats=f"acc {acc:.3f}  ${self.spent:.4f}  failed {self.failed}")
+                             stats=f"acc {acc:.3f}  ${self.spent():.4f}  failed {self.failed}")
 
 
 def _finish(journal: Journal, keys: list[str], out: Path | None, plot: Path | None, summary_json: Path | None) -> list[CallRecord]:
@@ -117,8 +117,9 @@ def shootout(
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
                       TimeElapsedColumn(), console=err_console) as progress:
             bar = progress.add_task("shoot-out", total=0, stats="")
-            live = _Live(progress, bar, jr.spent_usd())
+            live = _Live(progress, bar)
             runner = Shootout(portfolio, names, settings, task_list, jr, run, on_record=live)
+            live.spent = lambda: runner.spend.spent  # settled calls (the one just graded may lag by a moment)
             keys = [c.key for c in runner.cells]
             todo = sum(len(part) for part in runner.pending())
             progress.update(bar, total=todo, description=f"{len(task_list)} tasks x {len(names)} models x {len(settings)} budgets")

@@ -24,7 +24,7 @@ from ..tabular import read_records
 
 GRADERS = ("numeric", "choice", "math", "exact", "contains", "code", "judge")
 NUMERIC_ANSWER = "Think step by step, then give the final answer on the last line as 'The answer is N'."
-CHOICE_ANSWER = "Answer with the letter of the correct option, as 'The answer is X'."
+CHOICE_ANSWER = "Answer with the letter of the correct option only."
 
 
 @dataclass(frozen=True)
