@@ -113,8 +113,9 @@ def local_portfolio(source: str | None, backend_url: str, work: Path) -> Path:
 
 
 # The runs compared: no affinity; affinity climbing one step at a time (to the routed model); affinity as shipped
-# (a climb goes to the route's highest rung within twice the routed model's turn cost).
-RUNS = {"without": [], "with_step": ["--affinity", "--no-affinity-jump"], "with": ["--affinity"]}
+# (a climb goes to the route's highest rung within twice the routed model's turn cost); escalations only (never down).
+RUNS = {"without": [], "with_step": ["--affinity", "--no-affinity-jump"], "with": ["--affinity"],
+        "escalations_only": ["--affinity", "--no-affinity-release"]}
 
 
 def replay(episodes: list[dict[str, Any]], source: str | None, work: Path, name: str) -> dict[str, Any]:
@@ -187,7 +188,7 @@ def main() -> None:
         result[name] = summarize(replay(episodes, args.portfolio, work, name), rank)
         print(json.dumps(result), flush=True)
     without = result["without"]["cost_usd"]
-    for name in ("with_step", "with"):
+    for name in ("with_step", "with", "escalations_only"):
         result[f"{name}_cost_change_pct"] = round(100 * (result[name]["cost_usd"] - without) / without, 2) if without else None
     print(json.dumps(result, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -108,6 +108,15 @@ def test_a_conversation_leaves_a_far_dearer_model_when_staying_costs_more(portfo
     assert affinity.apply("j", decide(SIMPLE_TURN), tool_turn=False, tokens=10_100).model == "thinker"
 
 
+def test_without_release_a_conversation_only_escalates(portfolio_and_decisions):
+    affinity, decide = portfolio_and_decisions
+    strict = Affinity(affinity.portfolio, jump=False, release=False)
+    strict.apply("k", decide(SIMPLE_TURN), tool_turn=False, tokens=10_000)  # mid
+    strict.apply("k", replace(decide(HARD_TURN), model="claude", fallbacks=[]), tool_turn=False, tokens=10_100)
+    stays = strict.apply("k", decide(SIMPLE_TURN), tool_turn=False, tokens=10_300)
+    assert stays.model == "claude" and stays.rule == "affinity" and strict.released == 0
+
+
 def test_a_climbing_conversation_jumps_to_its_routes_highest_affordable_rung(portfolio_and_decisions):
     """Routed up from mid to thinker, a long conversation goes straight to the route's escalation rung (claude, 5 / 10
     per million) when this turn costs there under twice what it costs on thinker (3 / 6): one climb, not two; a

@@ -25,6 +25,7 @@ def serve(
     body_timeout: Annotated[float, typer.Option(help="seconds a client has to send its request body (408)")] = 30.0,
     affinity: Annotated[bool, typer.Option(help="keep each conversation on its model (moves only upward; tool turns stay)")] = False,
     affinity_jump: Annotated[bool, typer.Option(help="with --affinity: a climbing conversation goes to its route's highest rung within twice the routed model's turn cost")] = True,
+    affinity_release: Annotated[bool, typer.Option(help="with --affinity: leave a far dearer model once staying costs over twice moving (--no-affinity-release: escalations only)")] = True,
     thinking_key: Annotated[str | None, typer.Option(envvar="CALIBROUTE_THINKING_KEY", show_default=False, help="key that signs /v1/messages thinking blocks; give replicas the same one (default: random, shared by this gateway's workers)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="worker processes sharing the port (each with its own connections; /metrics sums them)")] = 1,
     ui_token: Annotated[Optional[str], typer.Option(envvar="CALIBROUTE_UI_TOKEN", help="bearer token for the /ui dashboard (needed when API keys are on or the address is not loopback)")] = None,
@@ -45,6 +46,7 @@ def serve(
                                    breaker_cooldown_s=breaker_cooldown, request_timeout_s=request_timeout,
                                    body_timeout_s=body_timeout, reservation_ttl_s=reservation_ttl,
                                    redis_url=redis_url, ui_token=ui_token, affinity=affinity, affinity_jump=affinity_jump,
+                                   affinity_release=affinity_release,
                                    thinking_key=thinking_key or secrets.token_hex(32))
     except ValueError as exc:
         raise ConfigError(f"invalid option: {exc}") from None

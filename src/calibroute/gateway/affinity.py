@@ -69,11 +69,13 @@ class Affinity:
     conversation stays among models of similar price (the cache wins) and leaves a far dearer model it
     escalated to once its turns are cheap again (the price wins): affinity never makes a turn dearer
     than routing it afresh, by the gateway's estimate (``typical_output_tokens`` of output per turn).
+    ``release=False`` keeps every conversation where it climbed to (escalations only), whatever it costs.
     """
 
     def __init__(self, portfolio: Portfolio, *, capacity: int = 100_000, ttl_s: float = 3600.0,
-                 typical_output_tokens: int = 200, release_ratio: float = 2.0, jump: bool = True) -> None:
-        self.portfolio, self.capacity, self.ttl_s, self.jump = portfolio, capacity, ttl_s, jump
+                 typical_output_tokens: int = 200, release_ratio: float = 2.0, jump: bool = True,
+                 release: bool = True) -> None:
+        self.portfolio, self.capacity, self.ttl_s, self.jump, self.release = portfolio, capacity, ttl_s, jump, release
         self.typical_output_tokens, self.release_ratio = typical_output_tokens, release_ratio
         self._pins: OrderedDict[str, Pin] = OrderedDict()
         self._lock = threading.Lock()
@@ -136,7 +138,7 @@ class Affinity:
             return decision
         why = "answers a tool call made by" if tool_turn else "conversation stays on"
         target = current
-        if not tool_turn:
+        if not tool_turn and self.release:  # release off: escalations only, a conversation never moves down
             landing = self.landing(key, decision.model, current, tokens)
             if self.turn_cost(key, current, tokens) > self.release_ratio * self.turn_cost(key, landing, tokens):
                 self.released += 1

@@ -84,7 +84,7 @@ class Gateway:
         self.started = time.time()
         self._ids = itertools.count(1)
         self._id_prefix = "req_" + secrets.token_hex(8)  # 64 bits: ids stay unique across processes sharing a ledger
-        self.affinity = Affinity(portfolio, jump=settings.affinity_jump) if settings.affinity else None
+        self.affinity = Affinity(portfolio, jump=settings.affinity_jump, release=settings.affinity_release) if settings.affinity else None
         # The client APIs by path; each gateway signs its own thinking blocks.
         self.dialects: dict[str, Dialect] = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES,
                                              "/v1/messages": AnthropicDialect(ThinkingSigner(settings.thinking_key))}

@@ -41,6 +41,10 @@ class GatewaySettings(BaseModel):
     reservation_ttl_s: float = Field(default=900.0, gt=0, description="spend reservations of a process that died are released after this long")
     redis_url: str | None = Field(default=None, description="redis:// URL: per-key rate limits shared by every process; None: per process")
     affinity: bool = Field(default=False, description="keep a conversation on its model: it moves only upward, tool turns never")
+    affinity_release: bool = Field(
+        default=True, description="a conversation leaves a far dearer model it climbed to once staying costs over twice "
+        "moving (cache included); False: escalations only, it never moves down"
+    )
     affinity_jump: bool = Field(
         default=True, description="a climbing conversation goes to its route's highest rung within twice the routed "
         "model's turn cost (one climb instead of several); False: to the routed model"
