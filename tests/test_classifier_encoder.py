@@ -207,3 +207,32 @@ def test_a_repeated_turn_is_classified_once():
     clf.proba_turns = lambda turns: calls.append(turns)  # type: ignore[method-assign]  # any new inference would land here
     assert clf.classify("Summarize this: the meeting moved to Tuesday.", "earlier turn") == first
     assert not calls
+
+
+def test_fit_head_writes_a_head_and_lexical_part_that_load_and_agree(tmp_path):
+    """The build's last step without torch: lexical part, mix weight, temperatures and thresholds from dev rows."""
+    from calibroute.classify.chat_data import ChatRow, ChatSplit
+    from calibroute.classify.encoder_training import EncoderData, Labelled, fit_head
+
+    texts = {
+        "SIMPLE": ["Translate 'good morning' into Spanish.", "Extract the email address: contact bob@x.org today.",
+                   "Classify the sentiment: I loved it.", "Summarize: the meeting moved to Tuesday at noon."],
+        "REASONING": ["Prove that the sum of two even numbers is even.", "Write a Python function that reverses a list.",
+                      "Solve for x: 3x + 7 = 22.", "If all A are B and no B are C, can an A be a C?"],
+        "OPEN_ENDED": ["Write a poem about the sea at night.", "Brainstorm names for a bakery.",
+                       "Write a short story about a lost robot.", "Give me ideas for a birthday party."],
+        "GENERAL": ["Explain how vaccines work.", "Compare TCP and UDP.", "What causes inflation?",
+                    "How does a refrigerator keep food cold?"],
+    }  # fmt: skip
+    rows = [(Turn(t), c) for c, ts in texts.items() for t in ts]
+    train = [Labelled(turn, c, "test") for turn, c in rows] * 3
+    dev = [ChatRow(f"d{i}", turn, c, "test", True, False) for i, (turn, c) in enumerate(rows)]
+    shipped = encoder()
+    built = fit_head(shipped.encoder, shipped.head, EncoderData(train, ChatSplit([], dev, [], []), []), tmp_path, log=lambda _m: None)
+    for name in ("classifier-encoder.onnx", "classifier-encoder-tokenizer.json"):
+        (tmp_path / name).write_bytes((ARTIFACT_DIR / name).read_bytes())
+    loaded = load_encoder_classifier(tmp_path)
+    assert (tmp_path / ENCODER_LEXICAL).is_file() and set(loaded.head.meta["min_confidence"]) == set(CLASSES)
+    assert loaded.head.lexical_weight == built.head.lexical_weight and loaded.head.mixed_temperature > 0
+    probe = [Turn("Write a haiku about rain."), Turn("now shorter", "Write a haiku about rain.")]
+    assert np.allclose(loaded.proba_turns(probe), built.proba_turns(probe), atol=1e-5)
