@@ -16,7 +16,7 @@ from calibroute.classify.encoder import ENCODER_HEAD, ENCODER_LEXICAL, EncoderHe
 from calibroute.classify.encoder_training import choose_min_confidence, coverage_curve, fit_mix, label_ids
 from calibroute.classify.linear import ARTIFACT_DIR
 from calibroute.cli import app
-from calibroute.config import load_portfolio
+from calibroute.config import RoutingSettings, load_portfolio
 from calibroute.conversation import Turn
 from calibroute.datasets import data_root
 from calibroute.errors import ArtifactError, DataError
@@ -136,7 +136,8 @@ def test_splits_keep_non_commercial_sources_and_test_conversations_out_of_traini
 
 
 def test_shipped_min_confidence_is_the_one_chosen_on_dev():
-    assert encoder().head.meta["min_confidence"] == load_portfolio().routing.min_confidence
+    chosen = encoder().head.meta["min_confidence"]
+    assert chosen == load_portfolio().routing.min_confidence == RoutingSettings().min_confidence
 
 
 def test_thresholds_per_predicted_class_keep_the_most_requests_at_the_target_accuracy():

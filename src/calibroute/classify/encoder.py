@@ -5,8 +5,9 @@ a mean-pooled sentence vector; the head (``classifier-encoder.npz``: weights, bi
 turns it into calibrated class probabilities: ``softmax((v @ W + b + a * lex(text)) / T)`` for a fresh request,
 where ``lex`` is a hashed n-gram logistic regression trained on the same rows (``classifier-encoder-lexical.npz``):
 the encoder reads meaning from 96 tokens, the n-grams every word of the turn, and the mix (``a`` and ``T`` fitted
-on the dev split) is right more often than either. A follow-up is read by the encoder alone, with its own ``T``. Keeping the head outside the network lets ``calibroute train classifier --extra``
-refit it on a team's own labels without torch.
+on the dev split) is right more often than either. A follow-up is read by the encoder alone, with its own ``T``.
+Keeping the head outside the network lets ``calibroute train classifier --extra`` refit it on a team's own labels
+without torch.
 One thread per session: the gateway's event loop must not fight the classifier for both cores.
 """
 
@@ -137,6 +138,8 @@ class EncoderTaskClassifier:
     def __init__(self, encoder: SentenceEncoder, head: EncoderHead, lexical: LinearArtifact | None = None) -> None:
         if head.lexical_weight > 0 and lexical is None:
             raise ArtifactError(f"this encoder head mixes in lexical logits: {ENCODER_LEXICAL} is missing")
+        if lexical is not None and lexical.classes != head.classes:
+            raise ArtifactError(f"{ENCODER_LEXICAL}: classes {lexical.classes} differ from the head's {head.classes}")
         self.encoder = encoder
         self.head = head
         self.lexical = LexicalPart(lexical) if lexical is not None else None
