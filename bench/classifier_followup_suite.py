@@ -1,6 +1,7 @@
-"""The hand-written follow-up suite (tests/data/followup_suite.jsonl) through the shipped classifier.
+"""A hand-written follow-up suite (default tests/data/followup_suite.jsonl) through the shipped classifier.
 
-    python bench/classifier_followup_suite.py [--classifier encoder] [--config PORTFOLIO.yaml] [--list] [--out FILE.md]
+    python bench/classifier_followup_suite.py [--suite PATH] [--classifier encoder] [--config PORTFOLIO.yaml] [--list]
+        [--out FILE.md]
 
 Our only labelled follow-ups are ShareGPT's (messy, often "continue"); the blind test has clean second turns
 ("now translate it", "now do it for n = 3"). This suite is two-turn conversations of that style, written by hand
@@ -9,6 +10,10 @@ and labelled by the class guide; it is a test fixture, never training data. Each
 more with the last user turn alone, to show what the context adds. "Routed right" applies the portfolio's
 ``routing.min_confidence`` (below the predicted class's threshold the router sends the request to GENERAL);
 severity as in bench/classifier_misroutes.py.
+
+Two suites: followup_suite.jsonl is the development suite (its errors are read and tuned on);
+``--suite tests/data/followup_suite_heldout.jsonl`` is a held-out test written independently of it. Report only its
+aggregate numbers; do not read its errors (``--list``) while tuning, or it stops being held out.
 """
 
 from __future__ import annotations
@@ -128,7 +133,9 @@ def report(results: dict[str, list[Outcome]], routing: RoutingSettings, first: l
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--classifier", default="encoder", help="registered classifier name (default: the shipped encoder)")
-    ap.add_argument("--suite", type=Path, default=SUITE)
+    ap.add_argument("--suite", type=Path, default=SUITE,
+                    help="JSONL suite to measure (default: the development suite; the held-out one is "
+                         "tests/data/followup_suite_heldout.jsonl)")
     ap.add_argument("--config", default=None, help="portfolio whose routing.min_confidence applies (default: built-in)")
     ap.add_argument("--list", action="store_true", help="list every argmax error in context")
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown report here")
