@@ -77,6 +77,19 @@ def test_a_head_that_mixes_lexical_logits_needs_the_lexical_file(tmp_path):
         load_encoder_classifier(tmp_path)
 
 
+def test_the_encoder_reads_the_input_window_it_was_trained_on(tmp_path):
+    shipped = encoder().head
+    for name in ("classifier-encoder.onnx", "classifier-encoder-tokenizer.json"):
+        (tmp_path / name).write_bytes((ARTIFACT_DIR / name).read_bytes())
+    meta = {"finetune": {"layers": 4, "max_tokens": 40, "context_tokens": 8}}
+    EncoderHead(shipped.classes, shipped.w, shipped.b, shipped.temperature, meta).save(tmp_path / ENCODER_HEAD)
+    window = load_encoder_classifier(tmp_path).encoder.input
+    assert (window.max_tokens, window.context_tokens) == (40, 8)
+    ids, types = window.ids(Turn("word " * 300, context="earlier " * 100))
+    assert len(ids) == 40 and types.count(1) == 9  # 8 context tokens and their [SEP]
+    assert load_encoder_classifier().encoder.input.max_tokens == 96  # a head without the keys: the defaults
+
+
 def test_the_lexical_weight_is_fitted_to_what_the_lexical_logits_know():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, 2000)

@@ -189,10 +189,13 @@ def load_encoder_classifier(directory: Path = ARTIFACT_DIR, head_path: Path | No
     for path in (onnx_path, tokenizer, head_path):
         if not path.is_file():
             raise ArtifactError(f"classifier artifact missing: {path} (run `calibroute train classifier`)")
-    encoder_input = EncoderInput.load(tokenizer)
+    head = EncoderHead.load(head_path)
+    trained = head.meta.get("finetune", {})  # the input window the encoder was trained on (older heads: the defaults)
+    window = {k: int(trained[k]) for k in ("max_tokens", "context_tokens") if k in trained}
+    encoder_input = EncoderInput.load(tokenizer, **window)
     lexical_path = directory / ENCODER_LEXICAL
     lexical = LinearArtifact.load(lexical_path) if lexical_path.is_file() else None
-    return EncoderTaskClassifier(SentenceEncoder(onnx_path, encoder_input), EncoderHead.load(head_path), lexical)
+    return EncoderTaskClassifier(SentenceEncoder(onnx_path, encoder_input), head, lexical)
 
 
 @cache

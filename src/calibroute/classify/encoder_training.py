@@ -195,7 +195,7 @@ def train_encoder(
     tokenizer = out_dir / ENCODER_TOKENIZER
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.write_bytes((base_model_dir() / "tokenizer.json").read_bytes())
-    encoder_input = EncoderInput.load(tokenizer)
+    encoder_input = EncoderInput.load(tokenizer, cfg.max_tokens, cfg.context_tokens)
     onnx_path, w, b, meta = finetune(
         [r.turn for r in data.train], label_ids([r.label for r in data.train]), encoder_input, out_dir, cfg, log=log
     )

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..conversation import Turn
 from ..errors import InputError
-from .encoder_input import EncoderInput
+from .encoder_input import CONTEXT_TOKENS, MAX_TOKENS, EncoderInput
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     warmup_share: float = 0.06
     layers: int = 4  # of all-MiniLM-L6's 6: a third less compute at train and run time
+    max_tokens: int = MAX_TOKENS  # the input window (turn + context), stored in the head: run time reads the same
+    context_tokens: int = CONTEXT_TOKENS
     seed: int = 0
     threads: int = 2
 
