@@ -58,6 +58,16 @@ def test_scores_are_probabilities_and_deterministic():
     assert load_encoder_classifier().classify("Explain how a heat pump works.") == first
 
 
+def test_a_request_gets_the_same_scores_alone_or_among_others():
+    """Benchmarks and fits score lists; the router scores one request: both must give the same numbers."""
+    clf = encoder()
+    turns = [Turn("hi"), Turn("Prove that there are infinitely many primes. " * 20), Turn("Make it shorter.", context="A story ...")]
+    together = clf.proba_turns(turns)
+    alone = np.vstack([clf.proba_turns([t]) for t in turns])
+    assert np.allclose(together, alone, atol=1e-5)  # batched int8 inference differed by up to ~0.2
+    assert clf.encoder.encode([]).shape == (0, clf.head.w.shape[0])
+
+
 def test_missing_or_broken_artifacts_raise_artifact_errors(tmp_path):
     with pytest.raises(ArtifactError, match="missing"):
         load_encoder_classifier(tmp_path)

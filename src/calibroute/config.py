@@ -257,7 +257,7 @@ def _field_error(loc: tuple[str | int, ...], msg: str, value: object) -> Validat
 
 # One threshold per predicted class, chosen on the encoder classifier's dev split (classify/encoder_training.py,
 # stored in its head); DEFAULT_MIN_CONFIDENCE is for a class a per-class mapping leaves out.
-DEFAULT_CLASS_THRESHOLDS: dict[str, float] = {"SIMPLE": 0.82, "REASONING": 0.67, "OPEN_ENDED": 0.67, "GENERAL": 0.55}
+DEFAULT_CLASS_THRESHOLDS: dict[str, float] = {"SIMPLE": 0.82, "REASONING": 0.58, "OPEN_ENDED": 0.67, "GENERAL": 0.55}
 DEFAULT_MIN_CONFIDENCE = 0.7
 Confidence = Annotated[float, Field(ge=0, le=1)]
 ThresholdKey = Literal["SIMPLE", "REASONING", "OPEN_ENDED", "GENERAL", "default"]

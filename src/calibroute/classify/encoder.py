@@ -124,11 +124,17 @@ class SentenceEncoder:
         self.input = encoder_input
         self._names = {i.name for i in self.session.get_inputs()}
 
-    def encode(self, turns: list[Turn], batch_size: int = 32) -> np.ndarray:
+    def encode(self, turns: list[Turn]) -> np.ndarray:
+        """One row per call, as the router runs it. The int8 model quantises its activations per call with one
+        scale for the whole input, so a row batched with others (and their padding) comes out slightly different
+        (mean |dp| 0.01, 2-4 % of argmaxes flipped): fits and benchmarks must see what a request gets."""
         out = []
-        for start in range(0, len(turns), batch_size):
-            feed = self.input.batch(turns[start : start + batch_size])
+        for turn in turns:
+            feed = self.input.batch([turn])
             out.append(self.session.run(None, {k: v for k, v in feed.items() if k in self._names})[0])
+        if not out:
+            width = self.session.get_outputs()[0].shape[-1]
+            return np.zeros((0, width if isinstance(width, int) else 0), dtype=np.float32)
         return np.vstack(out).astype(np.float32)
 
 
