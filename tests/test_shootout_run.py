@@ -297,7 +297,7 @@ def test_one_journal_serves_one_run_at_a_time(tmp_path) -> None:
 def test_ctrl_c_writes_the_finished_outcomes_and_exits_130(tmp_path, fakes) -> None:
     models, urls = fakes
     write_tasks(tmp_path / "tasks.jsonl")
-    models["strong"].delay_s = 0.15
+    models["strong"].delay_s = 0.5  # 10 calls still to go when the signal is sent: the run cannot finish first under load
     args = shootout_args(tmp_path, urls, "strong", "--concurrency", "1")
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     proc = subprocess.Popen([sys.executable, "-c", "from calibroute.cli import main; main()", "shootout", *args],
